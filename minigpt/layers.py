@@ -1,0 +1,297 @@
+"""The parts every variant shares, written once: norms, RoPE, causal attention, the MLP, and `GPTBase`
+(token embedding -> blocks -> optional final norm -> LM head -> loss) that the variant files subclass.
+
+A variant file only has to say what its `Block` is and whether the model ends with a final norm; everything
+else (embedding, head, loss, init, generation) lives here so that the variant files differ *only* in where the
+norms sit. The block ingredients the notebooks compare are all config flags handled here (DESIGN.md §2):
+norm type, GELU/SwiGLU, bias, learned positions/RoPE, QK-norm, z-loss, logit soft-capping, GQA, dropout,
+weight tying.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+
+
+class ModelInputError(ValueError):
+    """A forward/generate input does not fit the model (sequence too long, token id out of range, bad shape)."""
+
+
+# ------------------------------------------------------------------------------------------------ norms
+
+
+def make_norm(kind: str, dim: int, eps: float = 1e-5, bias: bool = True) -> nn.Module:
+    """N(.) of the design doc: LayerNorm (center + scale, optional bias) or RMSNorm (scale only).
+
+    RMSNorm drops the mean subtraction and the bias; it is cheaper and, at these scales, trains as well.
+    """
+    if kind == "layernorm":
+        return nn.LayerNorm(dim, eps=eps, bias=bias)
+    if kind == "rmsnorm":
+        return nn.RMSNorm(dim, eps=eps)
+    raise ValueError(f"norm={kind!r} is not valid; choose one of layernorm, rmsnorm")
+
+
+def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-6) -> Tensor:
+    """Norm(v) = v / ||v||_2 along `dim` (nGPT's projection onto the unit hypersphere).
+
+    Computed in float32 and cast back: under bf16 the squared sum loses the precision that keeps vectors on
+    the sphere. `eps` guards only the all-zero vector.
+    """
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.square().sum(dim, keepdim=True).clamp_min(eps * eps))).type_as(x)
+
+
+class Scale(nn.Module):
+    """Elementwise learnable scale, init 1 (NormFormer's lambda_resid)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.weight * x
+
+
+# ------------------------------------------------------------------------------------------------- RoPE
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding (Su et al. 2021), the standard form with the rotate-half pairing
+    (dimension i is paired with i + d/2, as in GPT-NeoX and LLaMA).
+
+    RoPE is a rotation, so it preserves the norm of q and k; nGPT relies on that (it normalizes after it).
+    The cos/sin tables are non-persistent buffers: derived state, not part of a checkpoint.
+    """
+
+    def __init__(self, head_dim: int, max_seq_len: int, base: float = 10000.0) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)  # (T, hd/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (T, hd)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, nh, T, hd) -> x rotated by position."""
+        T = x.size(-2)
+        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return x * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+# -------------------------------------------------------------------------------------------- attention
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with grouped-query support, on `F.scaled_dot_product_attention`.
+
+    - `n_kv_head < n_head` shares each key/value head across a group of query heads (GQA; 1 = MQA).
+    - `qk_norm` normalizes q and k per head (config.norm, no bias) before the dot product.
+    - `head_scale=True` is NormFormer's HeadScale: one learnable scalar per head, init 1, multiplying each
+      head's output *before* the output projection (paper, Eq. 2).
+    - Subclasses change the geometry by overriding `transform_qk` and `softmax_scale` (nGPT does).
+    """
+
+    def __init__(self, config: ModelConfig, head_scale: bool = False) -> None:
+        super().__init__()
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.kv_heads, config.head_dim
+        qkv_out = (self.n_head + 2 * self.n_kv_head) * self.head_dim
+        self.c_attn = nn.Linear(config.n_embd, qkv_out, bias=config.bias)  # fused W_q, W_k, W_v
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # W_o
+        self.rotary = Rotary(self.head_dim, config.block_size, config.rope_base) if config.uses_rope else None
+        if config.qk_norm:
+            self.q_norm = make_norm(config.norm, self.head_dim, config.norm_eps, bias=False)
+            self.k_norm = make_norm(config.norm, self.head_dim, config.norm_eps, bias=False)
+        self.qk_norm = config.qk_norm
+        self.head_scale = nn.Parameter(torch.ones(self.n_head)) if head_scale else None
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.softmax_scale: float | None = None  # None -> SDPA's default 1/sqrt(head_dim)
+
+    def transform_qk(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        """Hook between RoPE and the dot product: optional QK-norm here; nGPT's normalization in ngpt.py."""
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        return q, k
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(
+            [self.n_head * self.head_dim, self.n_kv_head * self.head_dim, self.n_kv_head * self.head_dim], dim=-1
+        )
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        q, k = self.transform_qk(q, k)
+        if self.n_kv_head != self.n_head:  # GQA: each kv head serves n_head / n_kv_head query heads
+            k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, T, hd)
+            v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0, scale=self.softmax_scale
+        )  # (B, nh, T, hd)
+        if self.head_scale is not None:  # NormFormer: gamma_i * head_i, before W_o
+            y = y * self.head_scale.view(1, -1, 1, 1).to(y.dtype)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+# -------------------------------------------------------------------------------------------------- MLP
+
+
+class MLP(nn.Module):
+    """Position-wise FFN: GELU (W2 · gelu(W1 x)) or SwiGLU (W2 · (silu(W1 x) ⊙ W3 x), Shazeer 2020).
+
+    `mid_norm=True` is NormFormer's FFN LN: a norm of size `mlp_hidden` on the activation, before W2. With
+    SwiGLU it normalizes the gated product silu(W1 x) ⊙ W3 x. W1 and W3 are fused in one `c_fc`.
+    """
+
+    def __init__(self, config: ModelConfig, mid_norm: bool = False) -> None:
+        super().__init__()
+        hidden = config.mlp_hidden
+        self.swiglu = config.mlp == "swiglu"
+        self.c_fc = nn.Linear(config.n_embd, (2 if self.swiglu else 1) * hidden, bias=config.bias)
+        self.ffn_mid_norm = make_norm(config.norm, hidden, config.norm_eps, config.bias) if mid_norm else None
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.swiglu:
+            gate, up = self.c_fc(x).chunk(2, dim=-1)
+            h = F.silu(gate) * up
+        else:
+            h = F.gelu(self.c_fc(x))
+        if self.ffn_mid_norm is not None:
+            h = self.ffn_mid_norm(h)
+        return self.dropout(self.c_proj(h))
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+class GPTBase(nn.Module):
+    """Token embedding -> `blocks` -> final norm (if `final_norm`) -> LM head -> loss.
+
+    A variant subclasses this, sets `Block` (a module class taking the config) and `final_norm`, and gets the
+    rest: GPT-2 initialization, weight tying, z-loss / soft-capping, `num_params`, optimizer groups and
+    `generate`. nGPT overrides more (it has no norms and scales its logits); see ngpt.py.
+    """
+
+    Block: type[nn.Module]
+    final_norm: bool = True
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd) if not config.uses_rope else None
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList([self.Block(config) for _ in range(config.n_layer)])
+        self.ln_f = make_norm(config.norm, config.n_embd, config.norm_eps, config.bias) if self.final_norm else None
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        self.apply(self._init_weights)
+        # GPT-2: residual-stream output projections scaled by 1/sqrt(2 n_layer) so the stream's variance does
+        # not grow with depth at init (Radford et al. 2019, Sec. 2.3).
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layer))
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    # -- forward pieces, overridable
+
+    def check_input(self, idx: Tensor) -> None:
+        """Fail with a clear message instead of an index error deep in an embedding (DESIGN.md §8). The id
+        range check needs the values, so it runs only on CPU (on CUDA it would cost a host sync per step)."""
+        if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
+            raise ModelInputError(f"idx must be an integer tensor of shape (B, T); got {tuple(idx.shape)} "
+                                  f"{idx.dtype}")
+        T = idx.size(1)
+        if T > self.config.block_size:
+            raise ModelInputError(f"sequence length {T} exceeds block_size={self.config.block_size}")
+        if idx.device.type == "cpu" and idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
+            bad = idx[(idx < 0) | (idx >= self.config.vocab_size)][0].item()
+            raise ModelInputError(f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size})")
+
+    def embed(self, idx: Tensor) -> Tensor:
+        x = self.wte(idx)
+        if self.wpe is not None:
+            x = x + self.wpe(torch.arange(idx.size(1), device=idx.device))
+        return self.drop(x)
+
+    def head(self, x: Tensor) -> Tensor:
+        if self.ln_f is not None:
+            x = self.ln_f(x)
+        return self.lm_head(x)
+
+    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """idx, targets: (B, T) token ids -> logits (B, T, V) and the mean loss (None without targets)."""
+        self.check_input(idx)
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.head(x)
+        if self.config.logit_softcap:  # Gemma 2: c * tanh(z / c) bounds the logits to (-c, c)
+            c = self.config.logit_softcap
+            logits = c * torch.tanh(logits / c)
+        return logits, (None if targets is None else self.loss(logits, targets))
+
+    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Cross-entropy (float32), plus the PaLM z-loss z_loss * mean(logsumexp(z)^2) when enabled: it keeps
+        the softmax normalizer near 1 and the logits from drifting."""
+        logits = logits.float().view(-1, logits.size(-1))
+        loss = F.cross_entropy(logits, targets.reshape(-1))
+        if self.config.z_loss:
+            loss = loss + self.config.z_loss * torch.logsumexp(logits, dim=-1).square().mean()
+        return loss
+
+    # -- utilities
+
+    def num_params(self) -> int:
+        """Number of distinct parameters (a tied embedding counts once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: weight decay on matrices (dim >= 2), none on norms, biases and 1-D scales."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Autoregressive sampling; the context is cropped to the last `block_size` tokens."""
+        if temperature <= 0:
+            raise ModelInputError(f"temperature={temperature} must be > 0")
+        if top_k is not None and top_k < 1:
+            raise ModelInputError(f"top_k={top_k} must be >= 1")
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.block_size:])
+            logits = logits[:, -1, :].float() / temperature
+            if top_k is not None:
+                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                logits[logits < v[:, [-1]]] = -float("inf")
+            nxt = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1, generator=generator)
+            idx = torch.cat([idx, nxt], dim=1)
+        return idx

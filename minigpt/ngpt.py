@@ -1,0 +1,184 @@
+"""nGPT: the normalized Transformer, every vector on the unit hypersphere (Loshchilov, Hsieh, Sun & Ginsburg
+2024, "nGPT: Normalized Transformer with Representation Learning on the Hypersphere", arXiv 2410.01131).
+
+    h_0     = E_in[token]                                     rows of E_in have unit norm
+    q, k    = Norm(RoPE(W_q h)) ⊙ s_qk, Norm(RoPE(W_k h)) ⊙ s_qk     softmax scale √d_head   (Sec. 2.3.2)
+    h_M     = W_o (u ⊙ SiLU(ν)),  u = s_u ⊙ W_u h,  ν = s_ν ⊙ W_ν h · √d_model               (Sec. 2.4)
+    h      ← Norm(h + |α_A| ⊙ (Norm(h_A) − h));  h ← Norm(h + |α_M| ⊙ (Norm(h_M) − h))  (LERP, Sec. 2.2.2)
+    z       = s_z ⊙ (E_out h)                                                              (Sec. 2.3.3)
+
+No norm layers, no weight tying, no final norm, no weight decay, no warmup. Every weight vector along d_model
+has unit norm; `after_optimizer_step()` puts them back on the sphere after each step (Sec. 2.6). Each scale
+(α_A, α_M, s_qk, s_u, s_ν, s_z) is a raw parameter initialised to `scale` and used as raw · (init / scale)
+(Sec. 2.5), so Adam's step on it is set by `scale`; the defaults (ModelConfig.ngpt_*) are the paper's and the
+reference code's: α 0.05 / 1/√d, s_qk 1 / 1/√d, s_u, s_ν 1 / 1, s_z 1 / 1/√d.
+
+Paper vs the public reference code (NVIDIA/ngpt, model.py and train.py), choice by choice:
+- RoPE: the standard rotate-half RoPE of layers.Rotary, applied before the q/k normalization (a rotation, so
+  norm-preserving). The reference's rotary pairs interleaved dimensions with a sin/cos table split in halves,
+  a non-standard variant.
+- MLP: the paper's form, √d_model on ν only; the reference scales both halves of its fused [u; ν] by √d_model.
+  Hidden size is config.mlp_hidden (8/3·d rounded up to 64) where the reference uses 4·d.
+- The update uses |α| for LERP and SLERP, as the reference does (the paper writes α). Like the paper and
+  unlike the reference we do not re-normalize h before the update: it is already unit norm.
+- SLERP (`ngpt_update="slerp"`, Sec. 2.2.2) is in neither code base; see `slerp`.
+- Init as train.py: N(0, 1/d_model) then normalized. W_q, W_k, W_v are one fused matrix; its rows (and W_v's)
+  are normalized as the reference normalizes each of the three. The logits cover every position (our API).
+- GQA is not in the paper: with n_kv_head < n_head one key head serves query heads with different s_qk, so
+  both factors go on q (q̂ ⊙ s_qk², k̂): the same logits √d_head · Σ s_qk² q̂ k̂.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .layers import MLP, CausalSelfAttention, GPTBase, l2_normalize
+
+
+class ScaledParam(nn.Module):
+    """A learnable vector stored as `raw` (initialised to `scale`) and used as raw · (init / scale), Sec. 2.5.
+    Calling it returns the effective value (for diagnostics: `block.alpha_attn()`, `model.s_z()`)."""
+
+    def __init__(self, dim: int, init: float, scale: float | None) -> None:
+        super().__init__()
+        self.init, self.scale = init, (1.0 / math.sqrt(dim) if scale is None else scale)
+        self.raw = nn.Parameter(torch.full((dim,), self.scale))
+
+    def forward(self) -> Tensor:
+        return self.raw * (self.init / self.scale)
+
+
+def lerp_update(h: Tensor, target: Tensor, alpha: Tensor) -> Tensor:
+    """The paper's practical update, a normalized linear step from h towards the unit vector `target`."""
+    # h ← Norm(h + α ⊙ (target − h))
+    return l2_normalize(h + alpha * (target - h))
+
+
+def slerp(a: Tensor, b: Tensor, alpha: Tensor | float, tiny: float = 1e-3) -> Tensor:
+    """Spherical interpolation from unit vectors a to b (along the last dim) with per-dimension weights α.
+
+    With α equal in every dimension the result lies at angle α·θ from a on the great circle through b. Where
+    sin θ < `tiny` (θ → 0 or θ → π) the coefficients are LERP's, (1 − α) and α: the limit as θ → 0, and at
+    θ → π, where the geodesic is undefined, a finite choice. The clamp keeps arccos' gradient finite, and
+    `torch.where` divides by 1 in the unused branch, so no NaN reaches the gradient either.
+    """
+    dtype = a.dtype
+    a, b = a.float(), b.float()
+    alpha = torch.as_tensor(alpha, dtype=torch.float32, device=a.device)
+    # θ = arccos(<a, b>), per token; the clamp bounds sin θ below by ~5e-4 (float32), under `tiny`
+    theta = torch.arccos((a * b).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    sin_theta = torch.sin(theta)
+    small = sin_theta < tiny
+    safe = torch.where(small, torch.ones_like(sin_theta), sin_theta)
+    # h ← Norm( sin((1−α)θ)/sin θ ⊙ a + sin(αθ)/sin θ ⊙ b )        (limit when sin θ → 0: (1−α) a + α b)
+    ca = torch.where(small, 1 - alpha, torch.sin((1 - alpha) * theta) / safe)
+    cb = torch.where(small, alpha, torch.sin(alpha * theta) / safe)
+    return (ca * a + cb * b).to(dtype)
+
+
+class Attention(CausalSelfAttention):
+    """Causal attention with q, k on the sphere: q = Norm(q) ⊙ s_qk, k = Norm(k) ⊙ s_qk per head (after RoPE),
+    softmax scale √d_head (Sec. 2.3.2). v is not normalized."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.s_qk = ScaledParam(config.n_embd, config.ngpt_sqk_init, config.ngpt_sqk_scale)
+        self.softmax_scale = math.sqrt(self.head_dim)
+
+    def transform_qk(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        s_qk = self.s_qk().to(q.dtype).view(self.n_head, 1, self.head_dim)  # one d_head slice per head
+        if self.n_kv_head != self.n_head:  # GQA: s_qk² on q alone, the same logits (module docstring)
+            return l2_normalize(q) * s_qk.square(), l2_normalize(k)
+        # q = Norm(q) ⊙ s_qk,  k = Norm(k) ⊙ s_qk
+        return l2_normalize(q) * s_qk, l2_normalize(k) * s_qk
+
+
+class NormalizedMLP(MLP):
+    """SwiGLU with the scaled gate (Sec. 2.4). c_fc holds [W_u; W_ν], c_proj is W_o."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        self.s_u = ScaledParam(config.mlp_hidden, config.ngpt_suv_init, config.ngpt_suv_scale)
+        self.s_nu = ScaledParam(config.mlp_hidden, config.ngpt_suv_init, config.ngpt_suv_scale)
+        self.sqrt_d = math.sqrt(config.n_embd)
+
+    def forward(self, h: Tensor) -> Tensor:
+        u, nu = self.c_fc(h).chunk(2, dim=-1)
+        # u = s_u ⊙ (W_u h),  ν = s_ν ⊙ (W_ν h) · √d_model     (W_ν h are cosines ~ 1/√d: rescale for SiLU)
+        u, nu = self.s_u() * u, self.s_nu() * nu * self.sqrt_d
+        # h_M = W_o (u ⊙ SiLU(ν))
+        return self.dropout(self.c_proj(u * F.silu(nu)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.attn = Attention(config)
+        self.alpha_attn = ScaledParam(config.n_embd, config.ngpt_alpha_init, config.ngpt_alpha_scale)
+        self.mlp = NormalizedMLP(config)
+        self.alpha_mlp = ScaledParam(config.n_embd, config.ngpt_alpha_init, config.ngpt_alpha_scale)
+        self.update = slerp if config.ngpt_update == "slerp" else lerp_update
+
+    def forward(self, h: Tensor) -> Tensor:
+        # h ← Norm(h + |α_A| ⊙ (Norm(h_A) − h))        (slerp: h ← SLERP(h, Norm(h_A); |α_A|))
+        h = self.update(h, l2_normalize(self.attn(h)), self.alpha_attn().abs())
+        # h ← Norm(h + |α_M| ⊙ (Norm(h_M) − h))        (slerp: h ← SLERP(h, Norm(h_M); |α_M|))
+        h = self.update(h, l2_normalize(self.mlp(h)), self.alpha_mlp().abs())
+        return h
+
+
+class GPT(GPTBase):
+    """nGPT. Call `after_optimizer_step()` after every `optimizer.step()` (the trainer does).
+
+    Honours: vocab_size, block_size, n_layer, n_head, n_kv_head (GQA), n_embd, rope_base, dropout (attention
+    probabilities and sublayer outputs, never h_0, which must stay on the sphere), z_loss, logit_softcap
+    (rarely useful: |z_i| ≤ |s_z,i| already), ngpt_*. Ignores: norm, norm_eps (no norm layers), mlp (always
+    SwiGLU), bias (none), position (always RoPE), qk_norm (q, k are always normalized), tie_embeddings (never
+    tied), init_std (N(0, 1/d_model), then normalized), resid_scale. `model.config` is the config as given.
+
+    Effective scales: `block.alpha_attn()`, `block.alpha_mlp()`, `block.attn.s_qk()`, `block.mlp.s_u()`,
+    `block.mlp.s_nu()`, `model.s_z()`; the stored parameters are their `.raw`.
+    """
+
+    Block = Block
+    final_norm = False
+
+    def __init__(self, config: ModelConfig) -> None:
+        inner = dataclasses.replace(config, bias=False, qk_norm=False, mlp="swiglu", tie_embeddings=False)
+        super().__init__(inner)
+        self.config = config
+        self.s_z = ScaledParam(config.vocab_size, config.ngpt_sz_init, config.ngpt_sz_scale)
+        # (module, dim): normalize module.weight along `dim`, its d_model side. nn.Linear.weight is (out, in):
+        # inputs of size d_model -> dim 1 (rows); outputs of size d_model (W_o) -> dim 0.
+        self._sphere: list[tuple[nn.Module, int]] = [(self.wte, 1), (self.lm_head, 1)]
+        for block in self.blocks:
+            self._sphere += [(block.attn.c_attn, 1), (block.attn.c_proj, 0), (block.mlp.c_fc, 1),
+                             (block.mlp.c_proj, 0)]
+        with torch.no_grad():
+            for module, _ in self._sphere:
+                nn.init.normal_(module.weight, mean=0.0, std=1.0 / math.sqrt(config.n_embd))
+        self.after_optimizer_step()
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        """Project every weight vector along d_model back onto the unit sphere (one op per matrix)."""
+        for module, dim in self._sphere:
+            module.weight.copy_(l2_normalize(module.weight, dim))
+
+    def embed(self, idx: Tensor) -> Tensor:
+        # h_0 = E_in[token]        (unit rows; no position embedding, no dropout)
+        return self.wte(idx)
+
+    def head(self, h: Tensor) -> Tensor:
+        # z = s_z ⊙ (E_out h)      (no final norm: h is on the sphere)
+        return self.s_z() * self.lm_head(h)
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """One group, weight decay 0 whatever is asked: decay would pull the unit vectors off the sphere."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": 0.0}]
