@@ -3,9 +3,9 @@
 
     h_0     = E_in[token]                                     rows of E_in have unit norm
     q, k    = Norm(RoPE(W_q h)) ⊙ s_qk, Norm(RoPE(W_k h)) ⊙ s_qk     softmax scale √d_head   (Sec. 2.3.2)
-    h_M     = W_o (u ⊙ SiLU(ν)),  u = s_u ⊙ W_u h,  ν = s_ν ⊙ W_ν h · √d_model               (Sec. 2.4)
+    h_M     = W_o (u ⊙ SiLU(ν)),  u = s_u ⊙ W_u h,  ν = s_ν ⊙ W_ν h · √d_model             (Sec. 2.4.2)
     h      ← Norm(h + |α_A| ⊙ (Norm(h_A) − h));  h ← Norm(h + |α_M| ⊙ (Norm(h_M) − h))  (LERP, Sec. 2.2.2)
-    z       = s_z ⊙ (E_out h)                                                              (Sec. 2.3.3)
+    z       = s_z ⊙ (E_out h)                                                                (Sec. 2.1)
 
 No norm layers, no weight tying, no final norm, no weight decay, no warmup. Every weight vector along d_model
 has unit norm; `after_optimizer_step()` puts them back on the sphere after each step (Sec. 2.6). Each scale
@@ -79,7 +79,7 @@ def slerp(a: Tensor, b: Tensor, alpha: Tensor | float, tiny: float = 1e-3) -> Te
     # h ← Norm( sin((1−α)θ)/sin θ ⊙ a + sin(αθ)/sin θ ⊙ b )        (limit when sin θ → 0: (1−α) a + α b)
     ca = torch.where(small, 1 - alpha, torch.sin((1 - alpha) * theta) / safe)
     cb = torch.where(small, alpha, torch.sin(alpha * theta) / safe)
-    return (ca * a + cb * b).to(dtype)
+    return l2_normalize(ca * a + cb * b).to(dtype)
 
 
 class Attention(CausalSelfAttention):
@@ -100,7 +100,7 @@ class Attention(CausalSelfAttention):
 
 
 class NormalizedMLP(MLP):
-    """SwiGLU with the scaled gate (Sec. 2.4). c_fc holds [W_u; W_ν], c_proj is W_o."""
+    """SwiGLU with the scaled gate (Sec. 2.4.2). c_fc holds [W_u; W_ν], c_proj is W_o."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)

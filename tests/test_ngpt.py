@@ -58,9 +58,9 @@ def test_registry_and_ignored_options():
     model = make()
     assert model.wpe is None and model.ln_f is None
     assert model.lm_head.weight is not model.wte.weight
-    assert all(p.dim() == 1 or "bias" not in n for n, p in model.named_parameters())
-    # options nGPT ignores build the same parameters
+    # options nGPT ignores build the same parameters (no biases, no norms, SwiGLU, untied)
     other = make(bias=True, qk_norm=True, mlp="gelu", tie_embeddings=True, norm="rmsnorm", init_std=0.5)
+    assert not any(n.endswith("bias") for n, _ in other.named_parameters())
     assert [(n, p.shape) for n, p in model.named_parameters()] == [
         (n, p.shape) for n, p in other.named_parameters()]
     assert other.config.mlp == "gelu"  # the config is kept as given
@@ -132,6 +132,38 @@ def test_logits_bounded_by_s_z(update):
         s_z = model.s_z().detach().abs()
         assert (logits.detach().abs() <= s_z + 1e-5).all()
     assert s_z.std() > 0  # training moved s_z, so the bound is checked per logit, not against a constant
+
+
+@pytest.mark.parametrize("update", ["lerp", "slerp"])
+def test_block_equations(update):
+    """The two updates, recomputed from the block's own sublayers; α has mixed signs (the update uses |α|)."""
+    block = make(update).blocks[0]
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for sp in (block.alpha_attn, block.alpha_mlp):
+            sp.raw.copy_(torch.randn(D, generator=g) * sp.scale)
+    h = l2_normalize(torch.randn(2, T, D, generator=g))
+    a_attn, a_mlp = block.alpha_attn().abs(), block.alpha_mlp().abs()
+    if update == "lerp":  # h ← Norm(h + |α| ⊙ (Norm(h_X) − h))
+        step = lambda h, target, alpha: l2_normalize(h + alpha * (l2_normalize(target) - h))
+    else:  # h ← SLERP(h, Norm(h_X); |α|), slerp itself checked against the closed form below
+        step = lambda h, target, alpha: slerp(h, l2_normalize(target), alpha)
+    want = step(h, block.attn(h), a_attn)
+    want = step(want, block.mlp(want), a_mlp)
+    assert torch.allclose(block(h), want, atol=1e-6)
+
+
+def test_mlp_equation():
+    mlp = make().blocks[0].mlp
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        mlp.s_u.raw.uniform_(0.5, 2.0, generator=g)
+        mlp.s_nu.raw.uniform_(0.5, 2.0, generator=g)
+    h = l2_normalize(torch.randn(2, T, D, generator=g))
+    W_u, W_nu = mlp.c_fc.weight.chunk(2, dim=0)
+    # u = s_u ⊙ (W_u h), ν = s_ν ⊙ (W_ν h) · √d_model, h_M = W_o (u ⊙ SiLU(ν))
+    u, nu = mlp.s_u() * (h @ W_u.T), mlp.s_nu() * (h @ W_nu.T) * math.sqrt(D)
+    assert torch.allclose(mlp(h), (u * F.silu(nu)) @ mlp.c_proj.weight.T, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ attention
