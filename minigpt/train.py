@@ -21,10 +21,11 @@ and checkpoints labelled s are taken after it.
 
 Never losing work (issue 6): checkpoints are written atomically (temp file in the same folder, fsync,
 os.replace) and read with `torch.load(weights_only=True)`; they hold everything an exact resume needs (model,
-optimizer, step, the torch and batch-sampler RNG states, the history), so 20 steps + resume + 20 steps is
-bitwise the same run as 40 steps on the CPU. Ctrl-C finishes the current step, saves, and raises
-`TrainingInterrupted` (a KeyboardInterrupt that carries the result). A diverging run stops before the bad
-update is applied and never overwrites the last good checkpoint.
+optimizer, step, the torch and batch-sampler RNG states, the history), so a 40-step run stopped after 20
+(`stop_at`, Ctrl-C) and resumed is bitwise the same run as 40 steps straight on the CPU. (Resuming with a
+different `steps` re-stretches the cosine schedule: allowed, but then no longer that run.) Ctrl-C finishes
+the current step, saves, and raises `TrainingInterrupted` (a KeyboardInterrupt that carries the result). A
+diverging run stops before the bad update is applied and never overwrites the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ class CheckpointError(ValueError):
 
 @dataclass
 class TrainResult:
-    """What a run produced. `losses[i]` is the train loss of step i + 1 (NaN for a skipped non-finite
-    step); `val` holds (step, val_loss) pairs. Timings cover this invocation only (a resumed run reports
-    the speed of its second half) and exclude evaluation and checkpointing."""
+    """What a run produced. `losses[i]` is the train loss of step i + 1 (as measured, also for a step whose
+    update was skipped); `val` holds (step, val_loss) pairs. Timings cover this invocation only (a
+    resumed run reports the speed of its second half) and exclude evaluation and checkpointing."""
 
     model: nn.Module
     model_config: ModelConfig
@@ -678,16 +679,8 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
-                loss_sum = torch.zeros((), device=device)
-                for _ in range(train_cfg.grad_accum):
-                    x, y = batches.sample("train", train_cfg.batch_size, generator)
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    with _autocast(device, amp_dtype):
-                        _, loss = fwd_model(x, y)
-                        loss = loss / train_cfg.grad_accum
-                    scaler.scale(loss).backward()
-                    loss_sum += loss.detach().float()
-                loss_value = loss_sum.item()
+                loss_value = _forward_backward(fwd_model, batches, generator, train_cfg, device, amp_dtype,
+                                               scaler)
                 if scaler.is_enabled():
                     scaler.unscale_(optimizer)  # hooks and clipping see true gradients
                 for fn in hook_fns:
@@ -761,6 +754,22 @@ def train(
         raise
     _finish(result, hist, step, step_ms, tokens_per_step, out, metrics_file, bar)
     return result
+
+
+def _forward_backward(model: nn.Module, batches: Any, generator: torch.Generator, cfg: TrainConfig,
+                      device: torch.device, dtype: torch.dtype, scaler: torch.amp.GradScaler) -> float:
+    """Accumulate the gradients of `grad_accum` micro-batches; return the step's mean loss. Each micro-loss
+    is divided by grad_accum so the summed gradient equals that of one batch grad_accum times larger."""
+    total = torch.zeros((), device=device)
+    for _ in range(cfg.grad_accum):
+        x, y = batches.sample("train", cfg.batch_size, generator)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with _autocast(device, dtype):
+            _, loss = model(x, y)
+            loss = loss / cfg.grad_accum
+        scaler.scale(loss).backward()
+        total += loss.detach().float()
+    return total.item()
 
 
 def _finish(result: TrainResult, hist: _History, step: int, step_ms: list[float], tokens_per_step: int,

@@ -1,0 +1,335 @@
+"""The trainer: schedule, learning, hooks, after-step, exact resume, divergence guard, safe checkpoints.
+
+Everything runs a 1-layer d32 model on a tiny synthetic corpus (milliseconds per step) and one torch thread:
+the tests compare results bitwise, and one thread is also what keeps them fast on a shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from minigpt import ModelConfig, TrainConfig, build_model
+from minigpt import train as train_module
+from minigpt.data import Batches, CharTokenizer
+from minigpt.train import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    CheckpointError,
+    TrainingInterrupted,
+    divergence_reason,
+    divergence_threshold,
+    evaluate,
+    load_checkpoint,
+    lr_at,
+    model_from_checkpoint,
+    save_checkpoint,
+    train,
+)
+
+TEXT = "To be, or not to be, that is the question. Whether 'tis nobler in the mind to suffer.\n" * 40
+TINY = dict(block_size=16, n_layer=1, n_head=2, n_embd=32, position="rope", mlp="swiglu", bias=False,
+            tie_embeddings=False)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)  # conftest restores the previous count
+
+
+@pytest.fixture(scope="module")
+def data():
+    tok = CharTokenizer.from_corpus(TEXT)
+    return tok, Batches(tok.encode_array(TEXT), block_size=16)
+
+
+def cfgs(variant: str = "pre_ln", **train_kw) -> tuple[ModelConfig, TrainConfig]:
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    model_kw = {k: train_kw.pop(k) for k in list(train_kw) if k in model_fields}
+    tc = dict(steps=40, batch_size=4, eval_interval=10, eval_batches=2, lr=3e-3, warmup_steps=0,
+              progress=False)
+    tc.update(train_kw)
+    return ModelConfig(variant=variant, **{**TINY, **model_kw}), TrainConfig(**tc)
+
+
+def run(data, variant="pre_ln", out=None, hooks=(), resume=False, **kw):
+    tok, batches = data
+    extra = {k: kw.pop(k) for k in ("stop_at", "overwrite", "model") if k in kw}
+    mc, tc = cfgs(variant, **kw)
+    return train(mc, tc, out, hooks=hooks, batches=batches, tokenizer=tok, resume=resume, **extra)
+
+
+def weights(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# ------------------------------------------------------------------------------------------------ schedule
+
+
+def test_lr_at_warmup_then_cosine():
+    cfg = TrainConfig(steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == 0.0
+    assert lr_at(5, cfg) == pytest.approx(5e-4)
+    assert lr_at(10, cfg) == pytest.approx(1e-3)  # end of warmup: the peak
+    assert lr_at(55, cfg) == pytest.approx(1e-4 + 0.5 * (1e-3 - 1e-4))  # cosine midpoint
+    assert lr_at(100, cfg) == pytest.approx(1e-4)  # the last step reaches lr * min_lr_ratio
+    assert lr_at(150, cfg) == pytest.approx(1e-4)
+    decay = [lr_at(s, cfg) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(decay, decay[1:], strict=False))
+    no_warmup = dataclasses.replace(cfg, warmup_steps=0)
+    assert lr_at(0, no_warmup) == pytest.approx(1e-3) and lr_at(1, no_warmup) < 1e-3
+
+
+def test_divergence_rule():
+    thr = divergence_threshold(84)
+    assert thr == pytest.approx(2 * math.log(84))
+    assert divergence_threshold(84, initial_loss=20.0) == pytest.approx(40.0)  # an odd init raises the bar
+    assert divergence_reason(3.0, 1.0, thr) is None
+    assert "non-finite loss" in divergence_reason(float("nan"), 1.0, thr)
+    assert "gradient norm" in divergence_reason(3.0, float("inf"), thr)
+    assert "exploded" in divergence_reason(thr + 0.1, 1.0, thr)
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def test_training_reduces_loss_and_logs(data, tmp_path):
+    r = run(data, steps=60, out=tmp_path, lr=1e-2)
+    assert len(r.losses) == 60 and r.step == 60
+    assert sum(r.losses[-5:]) / 5 < 0.6 * r.losses[0]
+    assert [s for s, _ in r.val] == [10, 20, 30, 40, 50, 60]
+    assert r.val[-1][1] < r.val[0][1]
+    assert r.ms_per_step > 0 and r.tokens_per_s > 0
+    records = [json.loads(line) for line in (tmp_path / METRICS_FILE).read_text().splitlines()]
+    assert [rec["step"] for rec in records] == list(range(1, 61))
+    assert {"step", "loss", "lr", "grad_norm", "ms"} <= set(records[0])
+    assert [rec["step"] for rec in records if "val_loss" in rec] == [10, 20, 30, 40, 50, 60]
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["model"]["vocab_size"] == data[0].vocab_size and cfg["result"]["step"] == 60
+
+
+def test_vocab_size_comes_from_tokenizer(data):
+    tok, batches = data
+    mc, tc = cfgs(steps=1)
+    r = train(dataclasses.replace(mc, vocab_size=500), tc, batches=batches, tokenizer=tok)
+    assert r.model_config.vocab_size == tok.vocab_size == r.model.lm_head.out_features
+
+
+def test_hooks_see_grads_before_the_step(data):
+    torch.manual_seed(TrainConfig().seed)
+    seen: list[tuple[int, torch.Tensor, bool]] = []
+
+    class Probe:  # an object with on_step ...
+        def on_step(self, model, step, loss):
+            assert isinstance(loss, float)
+            grads_ok = all(p.grad is not None for p in model.parameters())
+            seen.append((step, model.lm_head.weight.detach().clone(), grads_ok))
+
+    calls = []
+    r = run(data, steps=4, hooks=[Probe(), lambda m, s, loss: calls.append(s)])  # ... and a plain callable
+    mc, _ = cfgs()
+    torch.manual_seed(r.train_config.seed)
+    init = build_model(dataclasses.replace(mc, vocab_size=data[0].vocab_size)).lm_head.weight
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4] and calls == [1, 2, 3, 4]
+    assert all(ok for _, _, ok in seen)
+    assert torch.equal(seen[0][1], init)  # step 1's hook ran before step 1's update ...
+    for (_, before, _), (_, after, _) in zip(seen, seen[1:], strict=False):
+        assert not torch.equal(before, after)  # ... and each update happened between two hooks
+
+
+def test_after_optimizer_step_is_called_after_each_update(data, monkeypatch):
+    calls = []
+
+    def counting_build(cfg):
+        model = build_model(cfg)
+        weights_seen = []
+
+        def after_optimizer_step():
+            weights_seen.append(model.lm_head.weight.detach().clone())
+            calls.append(len(weights_seen))
+
+        model.after_optimizer_step = after_optimizer_step
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", counting_build)
+    r = run(data, steps=5)
+    assert calls == [1, 2, 3, 4, 5] and r.step == 5
+
+
+def test_ngpt_weights_stay_on_the_sphere(data):
+    r = run(data, "ngpt", steps=5, lr=5e-2)
+    emb = r.model.wte.weight.detach()
+    assert torch.allclose(emb.norm(dim=-1), torch.ones(emb.size(0)), atol=1e-5)
+
+
+def test_evaluate_is_deterministic_and_restores_mode(data):
+    tok, batches = data
+    mc, _ = cfgs(dropout=0.2, vocab_size=tok.vocab_size)
+    model = build_model(mc).train()
+    val = batches.val_batches(2, 4)
+    assert evaluate(model, val) == evaluate(model, val)
+    assert model.training
+
+
+# ------------------------------------------------------------------------------------------ exact resume
+
+RESUME_KW = dict(steps=40, dropout=0.1, grad_accum=2, warmup_steps=5, checkpoint_interval=15)
+
+
+def test_exact_resume_is_bitwise(data, tmp_path):
+    straight = run(data, out=tmp_path / "a", **RESUME_KW)
+    first = run(data, out=tmp_path / "b", stop_at=20, **RESUME_KW)
+    assert first.step == 20 and load_checkpoint(tmp_path / "b" / CHECKPOINT_FILE)["step"] == 20
+    resumed = run(data, out=tmp_path / "b", resume=True, **RESUME_KW)
+    assert resumed.step == 40
+    assert resumed.losses == straight.losses  # bitwise: float equality of every step's loss
+    assert resumed.val == straight.val
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lines = (tmp_path / "b" / METRICS_FILE).read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == list(range(1, 41))  # no step logged twice
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(data, tmp_path):
+    straight = run(data, **RESUME_KW)
+
+    def ctrl_c(model, step, loss):
+        if step == 13:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as exc:
+        run(data, out=tmp_path, hooks=[ctrl_c], **RESUME_KW)
+    assert isinstance(exc.value, KeyboardInterrupt)
+    assert exc.value.result.step == 12 and exc.value.result.interrupted
+    assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["step"] == 12
+    resumed = run(data, out=tmp_path, resume=True, **RESUME_KW)
+    assert resumed.losses == straight.losses
+
+
+def test_resume_refuses_another_config(data, tmp_path):
+    run(data, out=tmp_path, steps=3)
+    with pytest.raises(CheckpointError, match="variant.*pre_ln.*ngpt"):
+        run(data, "ngpt", out=tmp_path, resume=True, steps=3)
+    with pytest.raises(CheckpointError, match="n_embd: 32 in checkpoint vs 64"):
+        run(data, out=tmp_path, resume=True, steps=3, n_embd=64)
+    with pytest.raises(CheckpointError, match="lr"):
+        run(data, out=tmp_path, resume=True, steps=3, lr=1e-4)
+    with pytest.raises(CheckpointError, match="already exists"):
+        run(data, out=tmp_path, steps=3)  # a new run never silently replaces a checkpoint
+    with pytest.raises(CheckpointError, match="does not exist"):
+        run(data, out=tmp_path / "nothing", resume=True, steps=3)
+
+
+def test_model_from_checkpoint_round_trip(data, tmp_path):
+    r = run(data, out=tmp_path, steps=3)
+    model, tok, cfg = model_from_checkpoint(tmp_path / CHECKPOINT_FILE)
+    assert cfg == r.model_config and tok.to_dict() == data[0].to_dict() and not model.training
+    x = torch.tensor([tok.encode("To be")])
+    r.model.eval()
+    assert torch.equal(model(x)[0], r.model(x)[0])
+
+
+# ------------------------------------------------------------------------------------ divergence guard
+
+
+def poison_at(step_to_poison: int):
+    def hook(model, step, loss):
+        if step == step_to_poison:
+            next(model.parameters()).grad.view(-1)[0] = float("nan")
+
+    return hook
+
+
+def test_nan_stop_keeps_the_last_good_checkpoint(data, tmp_path):
+    r = run(data, out=tmp_path, steps=30, checkpoint_interval=5, hooks=[poison_at(13)])
+    assert r.diverged and r.diverged_step == 13 and r.step == 12
+    assert "step 13" in r.message and "non-finite gradient norm" in r.message and "lr" in r.message
+    assert str(tmp_path / CHECKPOINT_FILE) in r.message and "(step 10)" in r.message
+    ckpt = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    assert ckpt["step"] == 10
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert all(torch.isfinite(p).all() for p in r.model.parameters())  # the bad update was never applied
+
+
+def test_huge_lr_is_caught_as_divergence(data):
+    r = run(data, steps=30, lr=50.0, grad_clip=0.0)
+    assert r.diverged and r.diverged_step is not None and "diverged at step" in r.message
+
+
+def test_nan_skip_continues(data):
+    snapshots = {}
+
+    def probe(model, step, loss):  # runs before poison_at: sees the weights each step starts from
+        snapshots[step] = model.lm_head.weight.detach().clone()
+
+    r = run(data, steps=20, on_nan="skip", hooks=[probe, poison_at(7)])
+    assert not r.diverged and r.step == 20 and r.skipped_steps == [7] and len(r.losses) == 20
+    assert torch.equal(snapshots[7], snapshots[8])  # step 7's update was dropped ...
+    assert not torch.equal(snapshots[8], snapshots[9])  # ... and training went on
+    assert all(torch.isfinite(p).all() for p in r.model.parameters())
+
+
+# -------------------------------------------------------------------------------------- safe checkpoints
+
+
+def test_failed_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / CHECKPOINT_FILE
+    good = {"format": "minigpt-checkpoint", "weights": torch.arange(1000.0)}
+    save_checkpoint(good, path)
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **kw):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint({"format": "minigpt-checkpoint", "weights": torch.zeros(1000)}, path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == [CHECKPOINT_FILE]  # no temp file left behind
+
+
+def test_corrupt_and_missing_checkpoints_raise_checkpoint_error(data, tmp_path):
+    run(data, out=tmp_path, steps=2)
+    good = (tmp_path / CHECKPOINT_FILE).read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt.*truncated or corrupt"):
+        load_checkpoint(truncated)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(4096))
+    with pytest.raises(CheckpointError, match="garbage.pt"):
+        load_checkpoint(garbage)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    not_ours = tmp_path / "tensor.pt"
+    torch.save({"w": torch.zeros(2)}, not_ours)
+    with pytest.raises(CheckpointError, match="not a minigpt checkpoint"):
+        load_checkpoint(not_ours)
+
+
+class _Evil:
+    """Unpickling this would run code: write a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "pwned"))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    marker = tmp_path / "pwned.txt"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "minigpt-checkpoint", "payload": _Evil(str(marker))}, evil)
+    with pytest.raises(CheckpointError, match="refused by the safe loader"):
+        load_checkpoint(evil)
+    assert not marker.exists()
