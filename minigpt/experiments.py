@@ -88,6 +88,7 @@ __all__ = [
     "default_ablations",
     "norm_time_share",
     "norm_flop_share",
+    "CPU_SCALE",
     "make_figures",
 ]
 
@@ -212,6 +213,8 @@ class DepthResult:
     steps: int
     init: str
     n_layer: int
+    n_embd: int = 0
+    seeds: list[int] = field(default_factory=list)  # the inits averaged over (empty: the preset's seed only)
     grads: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
     residual: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     sublayer: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
@@ -245,6 +248,7 @@ def grad_norms_vs_depth(
     steps: int = 100,
     n_batches: int = 4,
     init: str = "default",
+    seeds: Sequence[int] | None = None,
     progress: bool = True,
     **overrides: Any,
 ) -> DepthResult:
@@ -256,11 +260,23 @@ def grad_norms_vs_depth(
     measuring and training; "default" keeps each model's own init. `steps=0` measures at init only. The
     gradients are averaged over `n_batches` fixed training batches (the same for every variant and both
     times). `ratio_history` records the early/late ratio of each training step's raw gradients (the
-    trainer's `on_step` hook, before clipping)."""
+    trainer's `on_step` hook, before clipping).
+
+    `seeds` (with `steps=0` only): measure one freshly initialized model per seed and average every
+    per-layer number over them. Xiong et al.'s statements are about the expected gradient over the random
+    init; one small model's profile carries that init's noise."""
     if init not in ("default", "xavier"):
         raise ConfigError(f"init={init!r} is not valid; choose one of default, xavier")
     if steps < 0 or n_batches < 1:
         raise ConfigError(f"steps={steps} must be >= 0 and n_batches={n_batches} >= 1")
+    if seeds is not None:
+        if steps != 0 or not seeds:
+            raise ConfigError("seeds averages measurements at init: pass steps=0 and at least one seed")
+        if "seed" in overrides:
+            raise ConfigError("pass either seed or seeds, not both")
+        runs = [grad_norms_vs_depth(preset, variants, 0, n_batches, init, None, progress, seed=sd, **overrides)
+                for sd in seeds]
+        return _average_depth(runs)
     name = _preset_name(preset)
     whens = ["init"] + (["trained"] if steps > 0 else [])
     out = DepthResult(preset=name, variants=list(variants), steps=steps, init=init, n_layer=0,
@@ -270,7 +286,7 @@ def grad_norms_vs_depth(
         model_cfg, train_cfg = _configs(name, variant, overrides, steps=max(steps, 1), progress=progress)
         tokenizer, batches = _data(train_cfg, model_cfg.block_size)
         model_cfg = _with_vocab(model_cfg, tokenizer)
-        out.n_layer = model_cfg.n_layer
+        out.n_layer, out.n_embd, out.seeds = model_cfg.n_layer, model_cfg.n_embd, [train_cfg.seed]
         out.lr[variant] = train_cfg.lr
         device = resolve_device(train_cfg.device)
         probe = _probe_batches(batches, n_batches, train_cfg.batch_size, device)
@@ -293,6 +309,23 @@ def grad_norms_vs_depth(
         out.ratio_history[variant] = history
         out.val_loss[variant] = result.final_val_loss
         _measure_depth(out, "trained", variant, result.model, probe)
+    return out
+
+
+def _average_depth(runs: list[DepthResult]) -> DepthResult:
+    """The per-layer mean over several DepthResults at init (same variants and shapes)."""
+
+    def mean(lists: list[list[float]]) -> list[float]:
+        return [sum(vals) / len(vals) for vals in zip(*lists, strict=True)]
+
+    first = runs[0]
+    out = dataclasses.replace(first, grads={"init": {}}, residual={"init": {}}, sublayer={"init": {}},
+                              seeds=[s for r in runs for s in r.seeds])
+    for v in first.grads["init"]:
+        out.grads["init"][v] = {k: mean([r.grads["init"][v][k] for r in runs]) for k in first.grads["init"][v]}
+        out.residual["init"][v] = mean([r.residual["init"][v] for r in runs])
+        out.sublayer["init"][v] = {k: mean([r.sublayer["init"][v][k] for r in runs])
+                                   for k in first.sublayer["init"][v]}
     return out
 
 
@@ -344,6 +377,7 @@ class WarmupResult:
     lr: float
     steps: int
     warmup_steps: int
+    init: str = "default"
     runs: list[Curve] = field(default_factory=list)
 
     def get(self, variant: str, warmup: bool) -> Curve:
@@ -377,7 +411,7 @@ def warmup_ablation(
         lr = max(spec.lr.get(v, spec.train.lr) for v in variants)
     if warmup_steps is None:
         warmup_steps = max(1, steps // 10)
-    out = WarmupResult(preset=name, lr=lr, steps=steps, warmup_steps=warmup_steps)
+    out = WarmupResult(preset=name, lr=lr, steps=steps, warmup_steps=warmup_steps, init=init)
     for variant in variants:
         for w in (warmup_steps, 0):
             model_cfg, train_cfg = _configs(name, variant, overrides, steps=steps, lr=lr, warmup_steps=w,
@@ -765,6 +799,7 @@ class HypersphereResult:
     scalars: dict[str, list[float]] = field(default_factory=dict)
     projection: D.SphereProjection | None = None
     projection_tokens: list[str] = field(default_factory=list)
+    projection_positions: list[int] = field(default_factory=list)
     losses: dict[str, list[float]] = field(default_factory=dict)
     val: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     ms_per_step: dict[str, float] = field(default_factory=dict)
@@ -781,13 +816,15 @@ def hypersphere(
     n_tokens: int = 6,
     prompt: str | None = None,
     include_pre_ln: bool = True,
+    eval_interval: int | None = None,
     progress: bool = True,
     **overrides: Any,
 ) -> HypersphereResult:
     """§6.6: train nGPT with the LERP update and with the exact SLERP update (same seed, data, LR), and
     pre-LN for contrast; measure the geometry of each (see HypersphereResult) and the distance between the
     LERP and the SLERP update on the LERP model's own hidden states. The projection follows `n_tokens`
-    positions of `prompt` (default: the start of a validation window) through every layer."""
+    positions of `prompt` (default: a validation window), evenly spaced, through every layer. Validation
+    loss every `eval_interval` steps (default steps // 10)."""
     name = _preset_name(preset)
     runs: list[tuple[str, str, dict[str, Any]]] = [("ngpt-lerp", "ngpt", {"ngpt_update": "lerp"}),
                                                     ("ngpt-slerp", "ngpt", {"ngpt_update": "slerp"})]
@@ -799,7 +836,8 @@ def hypersphere(
     out = HypersphereResult(preset=name, steps=steps, labels=[r[0] for r in runs])
     probe_x: Tensor | None = None
     for label, variant, extra in runs:
-        model_cfg, train_cfg = _configs(name, variant, {**overrides, **extra}, steps=steps, progress=progress)
+        model_cfg, train_cfg = _configs(name, variant, {**overrides, **extra}, steps=steps, progress=progress,
+                                        eval_interval=eval_interval or max(1, steps // 10))
         tokenizer, batches = _data(train_cfg, model_cfg.block_size)
         device = resolve_device(train_cfg.device)
         if probe_x is None:
@@ -829,6 +867,7 @@ def hypersphere(
             pos = torch.linspace(0, x.size(1) - 1, n).round().long()
             out.projection = D.sphere_projection([s[0, pos].cpu() for s in states])
             out.projection_tokens = [tokenizer.decode([int(t)]) for t in x[0, pos].tolist()]
+            out.projection_positions = pos.tolist()
             out.gap = lerp_slerp_gap(model, x)
         model.train()
     return out
@@ -1026,17 +1065,24 @@ def modern_block(
 # ------------------------------------------------------------------------------------------------ figures
 
 
+# The CPU scale of the notebooks: cpu-tiny narrowed so that each experiment takes seconds on two cores. The
+# README figures use it too, so that they show what the notebooks assert.
+CPU_SCALE = dict(n_embd=64, block_size=64, batch_size=8, eval_batches=4)
+
+
 def _budgets(preset: str, quick: bool) -> dict[str, dict[str, Any]]:
-    """Step budgets for the README figures: enough to see each effect, a few minutes in all on a laptop CPU
-    (cpu-*) or on one GPU (gpu-*); `quick` is a smoke test."""
+    """Budgets for the README figures: the notebooks' (a minute or two in all on a laptop CPU with a cpu-*
+    preset, a few minutes on one GPU with gpu-*); `quick` is a smoke test."""
     if quick:
         tiny = dict(n_layer=2, n_embd=32, n_head=2, block_size=32, batch_size=4, eval_batches=2)
         return {"depth": dict(steps=5, **tiny), "race": dict(steps=6, **tiny),
                 "lr": dict(steps=12, **tiny), "sphere": dict(steps=5, **tiny)}
     if preset.startswith("gpu"):
-        return {"depth": dict(steps=500), "race": dict(steps=2000), "lr": dict(steps=300),
-                "sphere": dict(steps=1000)}
-    return {"depth": dict(steps=200), "race": dict(steps=400), "lr": dict(steps=150), "sphere": dict(steps=300)}
+        fast = dict(compile=False)  # short runs: compiling costs more than it saves
+        return {"depth": dict(steps=500, **fast), "race": dict(steps=1000, **fast), "lr": dict(steps=200, **fast),
+                "sphere": dict(steps=1000, **fast)}
+    return {"depth": dict(steps=150, **CPU_SCALE), "race": dict(steps=200, **CPU_SCALE),
+            "lr": dict(steps=100, **CPU_SCALE), "sphere": dict(steps=150, **CPU_SCALE)}
 
 
 def make_figures(out_dir: str | Path = "docs/figures", preset: str | None = None, progress: bool = True,

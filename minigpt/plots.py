@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 if TYPE_CHECKING:
     from .experiments import (
@@ -35,6 +36,7 @@ __all__ = [
     "NAMES",
     "plot_block",
     "plot_blocks",
+    "plot_val_curves",
     "plot_grad_norms",
     "plot_grad_ratio_history",
     "plot_residual_norms",
@@ -52,6 +54,7 @@ __all__ = [
 # One colour and one display name per variant / run label, the same in every figure.
 COLORS = {"post_ln": "tab:red", "pre_ln": "tab:blue", "normformer": "tab:green", "ngpt": "tab:orange",
           "ngpt-lerp": "tab:orange", "ngpt-slerp": "tab:purple"}
+STYLES = {"ngpt-slerp": "--"}  # drawn over nGPT (LERP) where the two coincide
 NAMES = {"post_ln": "post-LN", "pre_ln": "pre-LN", "normformer": "NormFormer", "ngpt": "nGPT",
          "ngpt-lerp": "nGPT (LERP)", "ngpt-slerp": "nGPT (SLERP)"}
 WEIGHT_NAMES = {"attn_qkv": "attention $W_{qkv}$", "attn_out": "attention $W_o$", "ffn_in": "FFN $W_1$",
@@ -71,6 +74,18 @@ def _name(label: str) -> str:
 
 def _color(label: str) -> str | None:
     return COLORS.get(label)
+
+
+def _yscale(ax: Any, values: Sequence[float]) -> None:
+    """Log scale when the values span more than a factor of 20 (gradients, pre-LN's stream), else linear;
+    plain numbers on the ticks either way."""
+    vals = [v for v in values if math.isfinite(v) and v > 0]
+    if vals and max(vals) / min(vals) > 20:
+        ax.set_yscale("log")
+    else:
+        ax.set_yscale("linear")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _ema(xs: Sequence[float], beta: float = 0.9) -> np.ndarray:
@@ -178,6 +193,26 @@ def plot_block(variant: str) -> Figure:
     return plot_blocks([variant])
 
 
+# ------------------------------------------------------------------------------------------ training
+
+
+def plot_val_curves(results: dict[str, Any], title: str = "Validation loss") -> Figure:
+    """Train loss (smoothed) and validation loss per step of a few `train.TrainResult`s, keyed by label."""
+    fig, axes = _figure(1, 2, 5.0, 3.6)
+    for label, r in results.items():
+        axes[0, 0].plot(np.arange(1, len(r.losses) + 1), _ema(r.losses), color=_color(label), label=_name(label))
+        if r.val:
+            s, v = zip(*r.val, strict=True)
+            axes[0, 1].plot(s, v, marker="o", ms=3, color=_color(label), label=_name(label))
+    for ax, what in zip(axes[0], ("train loss (smoothed)", "validation loss"), strict=True):
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(f"{what} (nats / token)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
 # ----------------------------------------------------------------------------------- gradients vs depth
 
 
@@ -191,12 +226,14 @@ def plot_grad_norms(result: DepthResult, weights: Sequence[str] = ("ffn_in", "ff
     for i, when in enumerate(whens):
         for j, w in enumerate(weights):
             ax = axes[i, j]
+            shown: list[float] = []
             for v, g in result.grads[when].items():
                 vals = np.asarray(g[w])
                 if relative:
                     vals = vals / vals[0]
+                shown += vals.tolist()
                 ax.plot(np.arange(1, len(vals) + 1), vals, marker="o", color=_color(v), label=_name(v))
-            ax.set_yscale("log")
+            _yscale(ax, shown)
             ax.set_xticks(np.arange(1, result.n_layer + 1))
             stage = "at init" if when == "init" else f"after {result.steps} steps"
             ax.set_title(f"{WEIGHT_NAMES.get(w, w)}, {stage}", fontsize=10)
@@ -205,6 +242,8 @@ def plot_grad_norms(result: DepthResult, weights: Sequence[str] = ("ffn_in", "ff
             ax.grid(alpha=0.3, which="both")
     axes[0, -1].legend(fontsize=8)
     init = "Xavier init (Xiong et al.)" if result.init == "xavier" else "each model's own init"
+    if len(result.seeds) > 1:
+        init += f", mean over {len(result.seeds)} inits"
     fig.suptitle(f"Gradient norm of each layer's weights, preset {result.preset}, {init}", fontsize=11)
     return fig
 
@@ -219,7 +258,8 @@ def plot_grad_ratio_history(result: DepthResult, weight: str = "ffn_out", varian
         r = result.ratio_history[v][weight]
         ax.plot(np.arange(1, len(r) + 1), _ema(r), color=_color(v), label=_name(v))
     ax.axhline(1.0, color="0.5", ls=":", lw=1)
-    ax.set_yscale("log")
+    _yscale(ax, [x for v in (variants or list(result.ratio_history))
+                 for x in _ema(result.ratio_history[v][weight]).tolist()] + [1.0])
     ax.set_xlabel("training step")
     ax.set_ylabel("early / late gradient norm (smoothed)")
     ax.set_title(f"{WEIGHT_NAMES.get(weight, weight)}: first-half over last-half layers' gradient norm",
@@ -238,7 +278,7 @@ def plot_residual_norms(result: DepthResult) -> Figure:
         ax = axes[0, j]
         for v, r in result.residual[when].items():
             ax.plot(np.arange(len(r)), r, marker="o", color=_color(v), label=_name(v))
-        ax.set_yscale("log")
+        _yscale(ax, [x for r in result.residual[when].values() for x in r])
         ax.set_xticks(np.arange(result.n_layer + 1))
         ax.set_xlabel("position in the stream (0 = embedding, l = after block l)")
         ax.set_ylabel(r"mean $\|x\|_2$ per token")
@@ -271,8 +311,9 @@ def plot_warmup(result: WarmupResult) -> Figure:
         ax.grid(alpha=0.3)
     axes[0, 0].axvline(result.warmup_steps, color="0.6", ls=":", lw=1)
     axes[0, 1].legend(fontsize=8)
+    init = ", Xavier init" if result.init == "xavier" else ""
     fig.suptitle(f"Warmup ablation: peak LR {result.lr:.3g}, {result.warmup_steps} warmup steps vs none "
-                 f"(preset {result.preset})", fontsize=11)
+                 f"(preset {result.preset}{init})", fontsize=11)
     return fig
 
 
@@ -297,7 +338,8 @@ def plot_lr_stability(result: LRStabilityResult) -> Figure:
     ax.set_xlabel("learning rate (multiplied by a constant every step)")
     ax.set_ylabel("train loss (nats / token)")
     ax.set_title(f"LR stability test: LR from {result.lr_start:.0e}, x{result.growth:.3f} per step "
-                 f"(preset {result.preset})", fontsize=10)
+                 f"(preset {result.preset})\ndotted: LR at divergence (smoothed loss {100 * result.rise:.0f}% "
+                 f"above its minimum, or a blow-up)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
@@ -348,6 +390,7 @@ def plot_speedup_vs_context(points: Sequence[ContextPoint]) -> Figure:
     for x, y in zip(xs, ys, strict=True):
         ax.annotate(f"{y:.2f}x", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     ax.axhline(1.0, color="0.5", ls=":", lw=1)
+    ax.set_ylim(0, max([1.2, *ys]) * 1.15)
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [str(x) for x in xs])
     ax.set_xlabel("context length T (tokens; tokens per step held fixed)")
@@ -385,8 +428,9 @@ def plot_hypersphere_stats(result: HypersphereResult) -> Figure:
     ax = axes[1, 0]
     for k in labels:
         ax.plot(np.arange(len(result.hidden_norms[k])), result.hidden_norms[k], marker="o", color=_color(k),
-                label=_name(k))
-    ax.set_yscale("log")
+                ls=STYLES.get(k, "-"), label=_name(k))
+    _yscale(ax, [x for k in labels for x in result.hidden_norms[k]])
+    ax.set_xticks(np.arange(len(result.hidden_norms[labels[0]])))
     ax.set_xlabel("position in the stream (0 = embedding)")
     ax.set_ylabel(r"mean $\|h\|_2$")
     ax.set_title("hidden-state norm per layer", fontsize=10)
@@ -395,7 +439,8 @@ def plot_hypersphere_stats(result: HypersphereResult) -> Figure:
     for k in labels:
         cond = np.asarray(result.attention_cond[k])
         ax.plot(np.arange(1, cond.shape[0] + 1), cond.mean(axis=1), marker="o", color=_color(k), label=_name(k))
-    ax.set_yscale("log")
+    _yscale(ax, [float(np.mean(r)) for k in labels for r in result.attention_cond[k]])
+    ax.set_xticks(np.arange(1, len(result.attention_cond[labels[0]]) + 1))
     ax.set_xlabel("layer")
     ax.set_ylabel(r"condition number of $W_q W_k^T$")
     ax.set_title("attention matrices' conditioning (mean over heads)", fontsize=10)
@@ -417,6 +462,8 @@ def plot_ngpt_scalars(result: HypersphereResult) -> Figure:
         for k in keys:
             vals = result.scalars[k]
             ax.plot(np.arange(1, len(vals) + 1), vals, marker="o", label=names[k])
+        ax.axhline(0.05 if j == 0 else 1.0, color="0.5", ls=":", lw=1, label="init")
+        ax.set_xticks(np.arange(1, len(result.scalars[keys[0]]) + 1))
         ax.set_xlabel("layer")
         ax.set_ylabel("mean |value| over dimensions")
         ax.grid(alpha=0.3)
@@ -441,15 +488,19 @@ def plot_sphere_projection(result: HypersphereResult) -> Figure:
     pts = proj.points.numpy()  # (L + 1, n, 3)
     for i in range(pts.shape[1]):
         path = pts[:, i]
-        tok = result.projection_tokens[i] if i < len(result.projection_tokens) else str(i)
-        line = ax.plot(path[:, 0], path[:, 1], path[:, 2], marker=".", lw=1.6, label=repr(tok))[0]
+        tok = repr(result.projection_tokens[i]) if i < len(result.projection_tokens) else str(i)
+        if i < len(result.projection_positions):
+            tok += f" at {result.projection_positions[i]}"
+        line = ax.plot(path[:, 0], path[:, 1], path[:, 2], marker=".", lw=1.6, label=tok)[0]
         ax.scatter(*path[0], marker="o", s=40, color=line.get_color())
         ax.scatter(*path[-1], marker="*", s=90, color=line.get_color())
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.set_zlabel("PC 3")
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+        axis.set_ticks([-1.0, 0.0, 1.0])
     ax.set_box_aspect((1, 1, 1))
-    ax.legend(title="token", fontsize=8, loc="upper left")
+    ax.legend(title="token at position", fontsize=8, loc="upper left")
     ax.set_title(f"nGPT hidden states moving across {pts.shape[0] - 1} layers on the sphere\n(3 principal "
                  f"directions keep {100 * proj.explained:.0f}% of the variance; o embedding, * last block)",
                  fontsize=10)
@@ -488,11 +539,13 @@ def plot_lerp_vs_slerp(result: HypersphereResult) -> Figure:
         ax.bar(layers + 1.5 * w, np.asarray(g["mlp_gap"]) * deg, w, label="MLP: LERP vs SLERP",
                color="tab:olive")
         ax.set_xticks(layers)
+        top = max(max(g["attn_step"]), max(g["mlp_step"])) * deg
+        ax.set_ylim(0, 1.6 * top)  # room for the legend above the bars
     ax.set_xlabel("layer")
     ax.set_ylabel("mean angle (degrees)")
     ax.set_title("update size and LERP-SLERP gap", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, ncol=2, loc="upper center")
     fig.suptitle(f"nGPT: LERP vs SLERP residual update, {result.steps} steps (preset {result.preset})",
                  fontsize=11)
     return fig
@@ -511,6 +564,10 @@ def plot_modern_block(result: ModernBlockResult) -> Figure:
     delta = [r.val_ce - base.val_ce for r in rows]
     axes[0, 0].barh(y, delta, color=["0.6" if d == 0 else ("tab:green" if d < 0 else "tab:red") for d in delta])
     axes[0, 0].axvline(0, color="0.3", lw=0.8)
+    seeds = [abs(d) for r, d in zip(rows, delta, strict=True) if set(r.overrides) == {"seed"}]
+    if seeds:  # a rerun of the baseline with another seed: differences inside this band are noise
+        axes[0, 0].axvspan(-max(seeds), max(seeds), color="0.85", zorder=0, label="seed-to-seed difference")
+        axes[0, 0].legend(fontsize=8, loc="lower right")
     axes[0, 0].set_xlabel(f"validation CE − baseline ({base.val_ce:.3f}) (nats / token; < 0 is better)")
     axes[0, 1].barh(y, [r.ms_per_step for r in rows], color="tab:blue")
     axes[0, 1].set_xlabel("ms per training step")

@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullLocator
 from torch import nn
 
 from . import build_model
@@ -73,7 +74,6 @@ FLAG_HELP = {
 }
 
 DEFAULT_STEPS = 150
-DEFAULT_LR = 3e-3
 
 
 class _StopRequested(KeyboardInterrupt):
@@ -194,23 +194,22 @@ class _LiveHook:
         if self.pg._stop.is_set():
             raise _StopRequested
         run = self.run
-        self.live_losses.append(loss)
-        run.losses = list(self.live_losses)
+        self.live_losses.append(loss)  # every loss seen, the refused one included
         if self.initial_loss is None and math.isfinite(loss):
             self.initial_loss = loss
         # the trainer's rule (train.divergence_reason); the trainer decides, this only marks the figure early
         bad = not math.isfinite(loss) or loss > divergence_threshold(self.vocab_size, self.initial_loss)
         if bad:  # the trainer will refuse this update; the figure shows where
             run.diverged_step, run.diverged_loss = step, loss
-            run.losses = self.live_losses[:-1]
+        else:
+            run.losses.append(loss)
         if step == 1 or step % self.pg.diag_every == 0 or step == run.steps or bad:
             norms = layer_grad_norms(model)
             if step == 1:
                 run.grad_norms_init = norms
             if all(math.isfinite(g) for gs in norms.values() for g in gs):
                 run.grad_norms, run.grad_norms_step = norms, step
-            if not bad:
-                run.residual_norms = residual_norms(model, self.probe)
+            run.residual_norms = residual_norms(model, self.probe)  # at a bad step: the stream that blew up
         if (step - 1) % self.eval_every == 0 and step - 1 < run.steps and not bad:
             run.val.append((step - 1, evaluate(model, self.val_batches, self.device, self.dtype)))
         timed = self.step_s[1:] or self.step_s
@@ -265,6 +264,7 @@ class Playground:
         self._draw_lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._data: tuple[Any, Any] | None = None
+        self._unigram: float | None = None
         self._syncing = False
         self._live_artists: dict[str, Any] = {}
         # Fixed margins, not constrained layout: it would lay the figure out twice per frame (3x the cost).
@@ -283,12 +283,13 @@ class Playground:
                                           layout=short)
         self.checkboxes = {
             name: W.Checkbox(value=False, description=f"{name}: {FLAG_HELP[name]}", indent=False,
-                             layout=W.Layout(width="330px"))
+                             layout=W.Layout(width="400px"))
             for name in FLAG_HELP
         }
         self.norm_dropdown = W.Dropdown(options=list(NORMS), value="layernorm", description="norm", layout=short)
         self.depth = W.IntSlider(value=self.base_n_layer, min=1, max=12, description="layers", layout=short)
-        self.lr_slider = W.FloatLogSlider(value=DEFAULT_LR, base=10, min=-4, max=-0.5, step=0.05,
+        lr = self.preset.lr.get("pre_ln", base_train.lr)  # the sweep's best for the default placement
+        self.lr_slider = W.FloatLogSlider(value=lr, base=10, min=-4, max=-0.5, step=0.05,
                                           description="peak LR", readout_format=".1e", layout=short)
         self.warmup = W.BoundedIntText(value=0, min=0, max=100_000, description="warmup", layout=short)
         self.steps = W.BoundedIntText(value=DEFAULT_STEPS, min=1, max=100_000, description="steps", layout=short)
@@ -390,13 +391,24 @@ class Playground:
 
     # -- training
 
-    def _load_data(self) -> tuple[Any, Any]:
+    def data(self) -> tuple[Any, Any]:
+        """(tokenizer, batches) every run of this playground trains on (loaded once, on first use)."""
         if self._data is None:
             from .data import load_data
 
             model_cfg, train_cfg = self.preset.configs("pre_ln", **self.overrides)
             self._data = load_data(train_cfg, model_cfg.block_size)
         return self._data
+
+    def unigram_entropy(self) -> float:
+        """Entropy (nats) of the token frequencies of the training split: the loss of a model that has learned
+        which tokens are common and nothing about context. A run stuck there has stalled."""
+        if self._unigram is None:
+            tokenizer, batches = self.data()
+            counts = np.bincount(np.asarray(batches.train), minlength=tokenizer.vocab_size)
+            p = counts[counts > 0] / counts.sum()
+            self._unigram = float(-(p * np.log(p)).sum())
+        return self._unigram
 
     def run(self, placement: Placement | str | None = None, *, steps: int | None = None, lr: float | None = None,
             warmup: int | None = None, seed: int | None = None, n_layer: int | None = None,
@@ -434,10 +446,9 @@ class Playground:
             variant, **{**self.overrides, "steps": steps, "lr": lr, "warmup_steps": warmup, "seed": seed,
                         "n_layer": n_layer, "eval_interval": steps, "eval_batches": self.eval_batches,
                         "progress": False, "compile": False, **extra})
-        tokenizer, batches = self._load_data()
+        tokenizer, batches = self.data()
         model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
-        label = self._label(placement, ngpt_update, lr, warmup, norm if placement is None else placement.norm,
-                            n_layer)
+        label = self._label(placement, ngpt_update, lr, warmup, n_layer)
         run = PlaygroundRun(label=label, placement=placement, ngpt_update=ngpt_update, lr=lr, warmup=warmup,
                             steps=steps, seed=seed, n_layer=n_layer)
 
@@ -449,7 +460,8 @@ class Playground:
             self._set_buttons(running=True)
             self.progress.max, self.progress.value, self.progress.bar_style = steps, 0, "info"
             self._set_status(f"building {label} ...", "black")
-            self._draw(full=True)
+            if self.live:
+                self._draw(full=True)
 
             device = resolve_device(train_cfg.device)
             torch.manual_seed(seed)  # `train` seeds again, but the model is built here
@@ -499,12 +511,12 @@ class Playground:
         self._set_status(run.summary() + (f" — {run.message}" if run.diverged else ""), color)
 
     @staticmethod
-    def _label(placement: Placement | None, ngpt_update: str | None, lr: float, warmup: int, norm: str,
-               n_layer: int) -> str:
+    def _label(placement: Placement | None, ngpt_update: str | None, lr: float, warmup: int, n_layer: int) -> str:
+        """The legend entry: placement (preset name or the flags that are on), LR, warmup, norm, depth."""
         name = f"ngpt-{ngpt_update}" if placement is None else placement.describe()
         parts = [name, f"lr {lr:.0e}", f"warmup {warmup}" if warmup else "no warmup"]
-        if placement is not None and norm != "layernorm":
-            parts.append(norm)
+        if placement is not None and placement.norm != "layernorm":
+            parts.append(placement.norm)
         parts.append(f"L{n_layer}")
         return ", ".join(parts)
 
@@ -576,10 +588,13 @@ class Playground:
         ax_loss.set_xlim(0, max([r.steps for r in runs], default=DEFAULT_STEPS))
         self._loss_ylim(runs)
         handles = []
+        if self._data is not None:  # once data is loaded: the loss of a model that learned only token frequencies
+            ax_loss.axhline(self.unigram_entropy(), color="gray", ls=":", lw=1.2)
+            handles.append(Line2D([], [], color="gray", ls=":", label="unigram entropy (token frequencies only)"))
         for run, color in zip(runs, colors, strict=True):
             current = run is self.current
             (train_line,) = ax_loss.plot([], [], color=color, lw=1.6 if current else 1.2, alpha=0.9)
-            (val_line,) = ax_loss.plot([], [], color=color, lw=1.0, ls="--", marker="o", ms=4)
+            (val_line,) = ax_loss.plot([], [], color=color, ls="none", marker="o", ms=6, mec="white", mew=0.8)
             (div_mark,) = ax_loss.plot([], [], color=color, marker="X", ms=14, mec="black", ls="none", zorder=5)
             div_text = ax_loss.annotate("", (0, 0), xytext=(-8, -18), textcoords="offset points", ha="right",
                                         color=color, fontsize=10, fontweight="bold")
@@ -591,7 +606,7 @@ class Playground:
                 self._live_artists.update(artists)
         if handles:
             ax_loss.legend(handles=handles, loc="upper right", fontsize=9, framealpha=0.9)
-        else:
+        if not runs:
             ax_loss.text(0.5, 0.5, "no runs yet: press Train", transform=ax_loss.transAxes, ha="center",
                          va="center", color="gray", fontsize=12)
 
@@ -601,9 +616,6 @@ class Playground:
         ax_res.set_ylabel("mean ‖x_l‖₂")
         for ax in (ax_grad, ax_res):  # log: the norms of different placements differ by orders of magnitude
             ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost more to draw than the rest
             ax.grid(alpha=0.3, axis="y")
         n = max(len(runs), 1)
         width = 0.8 / n
@@ -678,11 +690,18 @@ class Playground:
 
     @staticmethod
     def _bar_ylim(ax: Any, series: list[list[float]]) -> None:
+        """Log axis around the values; ticks at 1-2-5 within two decades, else at powers of ten only (minor log
+        ticks are off: they cost more to draw than everything else)."""
         vals = [v for s in series for v in s if math.isfinite(v) and v > 0]
-        if vals:
-            ax.set_ylim(min(vals) / 2, max(vals) * 2)
+        lo, hi = (min(vals) / 2, max(vals) * 2) if vals else (0.1, 10.0)
+        ax.set_ylim(lo, hi)
+        if math.log10(hi / lo) <= 2.5:
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         else:
-            ax.set_ylim(0.1, 10)
+            ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+            ax.yaxis.set_major_formatter(LogFormatterSciNotation())
+        ax.yaxis.set_minor_locator(NullLocator())
 
     # -- display
 

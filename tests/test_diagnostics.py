@@ -17,6 +17,14 @@ from minigpt.experiments import xavier_init_
 from .conftest import FAIR, tiny_config
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP threads fighting other
+    processes for the cores can make a step ten times slower (conftest restores the count afterwards)."""
+    torch.set_num_threads(1)
+
+
 def batch(B: int = 4, T: int = 32, V: int = 84, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     data = torch.randint(0, V, (B, T + 1), generator=g)

@@ -19,6 +19,14 @@ PRESET = "cpu-tiny"
 TINY = dict(n_layer=2, n_embd=32, n_head=2, block_size=32, batch_size=4, eval_batches=2, progress=False)
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP threads fighting other
+    processes for the cores can make a step ten times slower (conftest restores the count afterwards)."""
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="module")
 def depth():
     return E.grad_norms_vs_depth(PRESET, steps=6, n_batches=2, **TINY)

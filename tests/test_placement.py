@@ -58,3 +58,37 @@ def test_bad_placement_names_raise():
         Placement.preset("pre-ln")
     with pytest.raises(ConfigError, match="layernorm, rmsnorm"):
         Placement(norm="batchnorm")
+
+
+def test_flags_round_trip_and_every_preset_describes_itself():
+    """The playground rebuilds a Placement from its checkboxes: flags() + norm must give the same placement
+    back, and a preset's flags must be recognised as that preset (its legend label)."""
+    for name, preset in PLACEMENT_PRESETS.items():
+        p = Placement.preset(name, norm="rmsnorm")
+        assert Placement(**p.flags(), norm=p.norm) == p
+        assert p.describe() == name == Placement(**preset.flags()).describe()
+    assert set(Placement().flags()) == {f for f in Placement.__dataclass_fields__ if f != "norm"}
+
+
+def test_no_norm_placement_blows_up_at_a_high_lr():
+    """The lesson the playground shows: with no norm anywhere, a few large Adam steps send the loss far above
+    the uniform-guess loss ln V (where the trainer calls it diverged); pre-LN at the same LR stays near it."""
+    import math
+
+    cfg = tiny_config("pre_ln", **FAIR)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 84, (4, 32), generator=gen)
+    y = torch.randint(0, 84, (4, 32), generator=gen)
+    losses = {}
+    for name in ("none", "pre_ln"):
+        torch.manual_seed(0)
+        model = PlacementGPT(cfg, Placement.preset(name))
+        opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            _, loss = model(x, y)
+            loss.backward()
+            opt.step()
+        losses[name] = model(x, y)[1].item()
+    assert not math.isfinite(losses["none"]) or losses["none"] > 2 * math.log(84)
+    assert losses["pre_ln"] < 2 * math.log(84)
