@@ -67,6 +67,7 @@ def test_train_button_records_a_run_from_the_controls_and_clear_empties():
     assert pg.progress.value == 6 and pg.progress.bar_style == "success"
     assert not pg.train_button.disabled and pg.stop_button.disabled
     assert bytes(pg.image.value[:4]) == b"\x89PNG"
+    assert 2.0 < pg.unigram_entropy() < math.log(pg.data()[0].vocab_size)  # the dotted line on the loss plot
 
     pg.preset_dropdown.value = "ngpt-lerp"
     pg.train_button.click()
