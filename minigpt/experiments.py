@@ -143,10 +143,6 @@ def _build(model_cfg: ModelConfig, train_cfg: TrainConfig) -> nn.Module:
     return build_model(model_cfg)
 
 
-def _finite(x: float) -> bool:
-    return x is not None and math.isfinite(x)
-
-
 def _val_ce(model: nn.Module, val_batches: Sequence[tuple[Tensor, Tensor]]) -> float:
     """Mean next-token cross-entropy on fixed batches, *without* the z-loss term `model.loss` may add, so
     runs with and without z-loss compare on the same quantity."""
@@ -178,22 +174,22 @@ def _step_times(result: TrainResult) -> list[float] | None:
 
 
 def xavier_init_(model: nn.Module) -> nn.Module:
-    """Re-initialize a post-LN / pre-LN / NormFormer model the way Xiong et al. 2020 analyse it (Sec. 3.2):
+    """Re-initialize a post-LN / pre-LN / NormFormer model as in the setting Xiong et al. 2020 analyse:
     Xavier-uniform weight matrices, zero biases, and unit-variance inputs (token and position embeddings
     N(0, 1), like the original Transformer's sqrt(d)-scaled embeddings). With GPT-2's small init (0.02,
     residual projections / sqrt(2L)) the sublayers add little to the residual stream, so post-LN's norms
-    barely rescale the gradient and its growth toward the output is much weaker; see notebook 01. A tied
-    embedding keeps the Xavier scale (N(0, 1) rows would also be the LM head). In place; returns the model."""
-    tied = model.lm_head.weight is model.wte.weight
+    barely rescale the gradient and its growth toward the output disappears; see notebook 01. A tied
+    embedding is also the LM head: it keeps the Xavier scale, and so do the position embeddings then.
+    In place; returns the model."""
     for module in model.modules():
         if isinstance(module, nn.Linear):
             nn.init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
-    if not tied:
+    if model.lm_head.weight is not model.wte.weight:
         nn.init.normal_(model.wte.weight, std=1.0)
-    if getattr(model, "wpe", None) is not None:
-        nn.init.normal_(model.wpe.weight, std=1.0 if not tied else 0.02)
+        if getattr(model, "wpe", None) is not None:
+            nn.init.normal_(model.wpe.weight, std=1.0)
     return model
 
 
@@ -603,7 +599,8 @@ class Speedup:
 
     The target is the loss both runs reach: the baseline's final val loss when the challenger gets there
     (the nGPT paper's metric: steps the baseline needs to reach its final loss / steps the challenger needs),
-    otherwise the challenger's final loss (then the speedup is < 1: the challenger is slower)."""
+    otherwise the challenger's final loss (then the speedup is < 1: the challenger is slower).
+    `factor` = baseline_steps / challenger_steps."""
 
     baseline: str
     challenger: str
@@ -613,7 +610,7 @@ class Speedup:
     challenger_reached_baseline: bool
 
     @property
-    def speedup(self) -> float:
+    def factor(self) -> float:
         return self.baseline_steps / self.challenger_steps
 
 
@@ -655,7 +652,7 @@ class RaceResult:
         if self.speedup is not None:
             s = self.speedup
             lines.append(f"steps-to-target speedup of {s.challenger} over {s.baseline} at val loss {s.target:.4f}: "
-                         f"{s.baseline_steps:.0f} / {s.challenger_steps:.0f} = {s.speedup:.2f}x")
+                         f"{s.baseline_steps:.0f} / {s.challenger_steps:.0f} = {s.factor:.2f}x")
         return "\n".join(lines)
 
 
@@ -700,7 +697,8 @@ def race(
         if out is None:
             out = RaceResult(name, steps, model_cfg.block_size, train_cfg.batch_size)
         out.runs[variant] = _race_run(model_cfg, train_cfg, batches, tokenizer, variant)
-    assert out is not None, "race needs at least one variant"
+    if out is None:
+        raise ConfigError("race needs at least one variant")
     b, c = out.runs.get(baseline), out.runs.get(challenger)
     if b is not None and c is not None and b.val and c.val and not (b.diverged or c.diverged):
         out.speedup = speedup(b, c)

@@ -375,7 +375,7 @@ def plot_race(result: RaceResult) -> Figure:
     title = f"Race: {result.steps} steps, T={result.block_size}, batch {result.batch_size} (preset {result.preset})"
     if sp is not None:
         title += (f"\nsteps-to-target speedup of {_name(sp.challenger)} over {_name(sp.baseline)}: "
-                  f"{sp.baseline_steps:.0f} / {sp.challenger_steps:.0f} steps = {sp.speedup:.2f}x")
+                  f"{sp.baseline_steps:.0f} / {sp.challenger_steps:.0f} steps = {sp.factor:.2f}x")
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -385,7 +385,7 @@ def plot_speedup_vs_context(points: Sequence[ContextPoint]) -> Figure:
     fig, axes = _figure(1, 1, 5.5, 3.8)
     ax = axes[0, 0]
     xs = [p.block_size for p in points if p.speedup is not None]
-    ys = [p.speedup.speedup for p in points if p.speedup is not None]
+    ys = [p.speedup.factor for p in points if p.speedup is not None]
     ax.plot(xs, ys, marker="o", color=COLORS["ngpt"])
     for x, y in zip(xs, ys, strict=True):
         ax.annotate(f"{y:.2f}x", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)

@@ -218,8 +218,8 @@ class _LiveHook:
         if now - self._last_ui >= self.pg.ui_interval or bad:
             self.pg._show_progress(run, step, loss)
             self._last_ui = now
-        # redraw at most every draw_interval seconds, and never spend more than ~1/4 of the time drawing
-        if self.pg.live and (now - self._last_draw >= max(self.pg.draw_interval, 3 * self._draw_s) or bad):
+        # redraw at most every draw_interval seconds, and never spend more than ~1/6 of the time drawing
+        if self.pg.live and (now - self._last_draw >= max(self.pg.draw_interval, 5 * self._draw_s) or bad):
             self.pg._draw(full=False)
             self._last_draw = time.perf_counter()
             self._draw_s = self._last_draw - now
@@ -252,7 +252,7 @@ class Playground:
         self.base_n_layer = base_model.n_layer
         self.background = background
         self.live = live
-        self.draw_interval = 1.0  # seconds between figure redraws during a run
+        self.draw_interval = 1.5  # seconds between figure redraws during a run (at least)
         self.ui_interval = 0.2  # seconds between progress-bar / status updates
         self.diag_every = 10  # steps between gradient / residual-norm snapshots
         self.eval_batches = 4  # validation batches per evaluation (the trainer's default is 8: too slow live)
@@ -418,7 +418,9 @@ class Playground:
 
         `placement`: a Placement, a placement preset name (`post_ln`, `pre_ln`, `normformer`, `sandwich`,
         `none`) or `ngpt-lerp` / `ngpt-slerp`. `norm` applies to a preset name (a Placement carries its own).
-        A diverging run stops and is returned with `diverged=True`; Stop returns the partial run, `stopped=True`.
+        A diverging run stops and is returned with `diverged=True`; Stop returns the partial run, `stopped=True`
+        (Stop can only act on a run the Train button started in the background: while a cell is busy in `run`,
+        the kernel processes no button clicks).
         """
         placement = self.placement_from_controls() if placement is None else placement
         steps = self.steps.value if steps is None else steps

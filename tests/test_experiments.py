@@ -173,10 +173,10 @@ def test_steps_to_reach_and_speedup_on_hand_built_curves():
     s = E.speedup(base, fast)
     assert s.challenger_reached_baseline and s.target == 2.0
     assert (s.baseline_steps, s.challenger_steps) == (20.0, pytest.approx(15.0))
-    assert s.speedup == pytest.approx(4 / 3)
+    assert s.factor == pytest.approx(4 / 3)
     slow = E.speedup(base, _run("ngpt", [(10, 3.5), (20, 2.5)]))  # never gets to 2.0: target is its 2.5
     assert not slow.challenger_reached_baseline and slow.target == 2.5
-    assert slow.speedup == pytest.approx(15 / 20)
+    assert slow.factor == pytest.approx(15 / 20)
 
 
 def test_race(race_result):
@@ -190,7 +190,7 @@ def test_race(race_result):
         assert run.params > 0 and run.ms_per_step > 0 and math.isfinite(run.final_val)
     sp = r.speedup
     assert sp is not None and (sp.baseline, sp.challenger) == ("pre_ln", "ngpt")
-    assert 0 < sp.baseline_steps <= 8 and 0 < sp.challenger_steps <= 8 and sp.speedup > 0
+    assert 0 < sp.baseline_steps <= 8 and 0 < sp.challenger_steps <= 8 and sp.factor > 0
     assert "speedup" in r.table()
     _check_figure(plots.plot_race(r))
 
