@@ -280,7 +280,15 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
 
     sub.add_parser("presets", help="list the presets with their description",
                    description="List the named presets: shape, tokenizer, steps, and each variant's peak LR.")
-    return parser, {"train": p_train, "compare": p_cmp, "sample": p_sample}
+    p_fig = sub.add_parser(
+        "figures", help="regenerate the README figures (docs/figures/*.png)",
+        description="Run the experiments behind the README figures (gradient norms vs depth, the race, LR "
+                    "stability, the nGPT hypersphere) and write them as PNGs.")
+    p_fig.add_argument("--out", default="docs/figures", metavar="DIR", help="output folder (default docs/figures)")
+    p_fig.add_argument("--preset", default=None, choices=list(C.PRESETS),
+                       help="preset (default: gpu-small on CUDA, else cpu-tiny)")
+    p_fig.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the science")
+    return parser, {"train": p_train, "compare": p_cmp, "sample": p_sample, "figures": p_fig}
 
 
 def _normalize_argv(argv: Sequence[str]) -> list[str]:
@@ -387,6 +395,14 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figures(ns: argparse.Namespace) -> int:
+    from .experiments import make_figures
+
+    for name, path in make_figures(ns.out, preset=ns.preset, quick=ns.quick).items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def cmd_presets() -> int:
     default = C.default_preset_name()
     for name, p in C.PRESETS.items():
@@ -425,6 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_compare(ns, argv)
         if ns.command == "sample":
             return cmd_sample(ns)
+        if ns.command == "figures":
+            return cmd_figures(ns)
         return cmd_presets()
     except (CLIError, ConfigError, DataError, CheckpointError, ModelInputError) as e:
         if debug:

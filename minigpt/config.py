@@ -179,7 +179,7 @@ class TrainConfig:
     device: str = "auto"  # auto -> cuda if available, else cpu
     dtype: str = "auto"  # auto -> bfloat16 autocast on CUDA (if supported), float32 on CPU
     compile: bool | None = None  # None -> torch.compile on CUDA only
-    checkpoint_interval: int = 0  # save ckpt.pt every N steps (0 = only at the end / on interrupt)
+    checkpoint_interval: int = 100  # also save ckpt.pt every N steps when out_dir is set (0 = only at the end)
     on_nan: str = "stop"  # stop | skip (skip the update of a non-finite step; for the LR-stability experiment)
     progress: bool = True  # tqdm progress bar
 
