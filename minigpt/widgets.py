@@ -84,7 +84,7 @@ class _StopRequested(KeyboardInterrupt):
 # ------------------------------------------------------------------------------------------------ a run
 
 
-@dataclass
+@dataclass(eq=False)  # a run is equal only to itself (it holds a model)
 class PlaygroundRun:
     """One training run of the playground, kept so that runs can be compared on the same figure.
 
@@ -219,7 +219,7 @@ class _LiveHook:
             self.pg._show_progress(run, step, loss)
             self._last_ui = now
         # redraw at most every draw_interval seconds, and never spend more than ~1/6 of the time drawing
-        if self.pg.live and (now - self._last_draw >= max(self.pg.draw_interval, 5 * self._draw_s) or bad):
+        if self.pg.is_live and (now - self._last_draw >= max(self.pg.draw_interval, 5 * self._draw_s) or bad):
             self.pg._draw(full=False)
             self._last_draw = time.perf_counter()
             self._draw_s = self._last_draw - now
@@ -232,18 +232,20 @@ class _LiveHook:
 class Playground:
     """Controls + live figure for training small GPTs with the norms wherever you tick them.
 
-    `Playground(preset=None, background=True, live=True, **overrides)`:
+    `Playground(preset=None, background=True, live=None, **overrides)`:
     - `preset`: a `config.PRESETS` name for the model shape, data and batch (default `gpu-small` on CUDA,
       else `cpu-tiny`); `overrides` are ModelConfig/TrainConfig fields on top of it (e.g. `block_size=32`).
     - `background`: the Train button trains in a thread so the notebook stays responsive (Stop works);
       `background=False` makes the button train synchronously (tests). `run()` is always synchronous.
-    - `live`: redraw the figure during a run (at most every `draw_interval` seconds).
+    - `live`: redraw the figure during a run (at most every `draw_interval` seconds, and never more than ~1/6
+      of the time); None (default) = once the playground has been displayed, so a headless script or test
+      does not pay for frames nobody sees. The figure is always redrawn when a run ends.
 
     `runs` keeps every run (`PlaygroundRun`); `figure` is the matplotlib Figure the widget shows;
     `widget` is the ipywidgets box (displaying the Playground displays it).
     """
 
-    def __init__(self, preset: str | None = None, *, background: bool = True, live: bool = True,
+    def __init__(self, preset: str | None = None, *, background: bool = True, live: bool | None = None,
                  **overrides: Any) -> None:
         self.preset_name = preset if preset is not None else default_preset_name()
         self.preset: Preset = get_preset(self.preset_name)
@@ -252,6 +254,7 @@ class Playground:
         self.base_n_layer = base_model.n_layer
         self.background = background
         self.live = live
+        self._displayed = False
         self.draw_interval = 1.5  # seconds between figure redraws during a run (at least)
         self.ui_interval = 0.2  # seconds between progress-bar / status updates
         self.diag_every = 10  # steps between gradient / residual-norm snapshots
@@ -462,7 +465,7 @@ class Playground:
             self._set_buttons(running=True)
             self.progress.max, self.progress.value, self.progress.bar_style = steps, 0, "info"
             self._set_status(f"building {label} ...", "black")
-            if self.live:
+            if self.is_live:
                 self._draw(full=True)
 
             device = resolve_device(train_cfg.device)
@@ -707,7 +710,12 @@ class Playground:
 
     # -- display
 
+    @property
+    def is_live(self) -> bool:
+        return self._displayed if self.live is None else self.live
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self._displayed = True
         return self.widget._repr_mimebundle_(**kwargs)
 
     def __repr__(self) -> str:

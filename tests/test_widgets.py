@@ -116,3 +116,10 @@ def test_stop_button_ends_a_background_run():
     (run,) = pg.runs
     assert run.stopped and not run.diverged and 2 <= run.step < 10_000
     assert pg.progress.bar_style == "warning" and not pg.train_button.disabled
+
+
+def test_live_redraw_starts_once_displayed():
+    pg = Playground("cpu-tiny", background=False, **SMALL)
+    assert not pg.is_live  # a headless script pays for no frames
+    bundle = pg._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and pg.is_live
