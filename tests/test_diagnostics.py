@@ -17,17 +17,6 @@ from minigpt.experiments import xavier_init_
 from .conftest import FAIR, tiny_config
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP threads fighting other
-    processes for the cores can make a step ten times slower. Module-scoped, so that it also covers the
-    module-scoped experiment fixtures; the count is restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def batch(B: int = 4, T: int = 32, V: int = 84, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     data = torch.randint(0, V, (B, T + 1), generator=g)

@@ -20,17 +20,6 @@ TINY = dict(n_layer=2, n_embd=32, n_head=2, block_size=32, batch_size=4, eval_ba
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP threads fighting other
-    processes for the cores can make a step ten times slower. Module-scoped, so that it also covers the
-    module-scoped experiment fixtures; the count is restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def depth():
     return E.grad_norms_vs_depth(PRESET, steps=6, n_batches=2, **TINY)
