@@ -208,27 +208,11 @@ def format_table(rows: Sequence[CompareRow]) -> str:
 
 
 def plot_val_loss(results: dict[str, TrainResult], path: str | Path, title: str = "Validation loss") -> Path:
-    """Val loss vs optimizer step, one line per run. Drawn on an Agg canvas directly (no pyplot), so it
-    neither needs a display nor changes the backend of a notebook that imports minigpt."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """Train and validation loss vs optimizer step, one line per run (`plots.plot_val_curves`, no pyplot)."""
+    from .plots import plot_val_curves
 
-    fig = Figure(figsize=(7, 4.5), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    for label, r in results.items():
-        if r.val:
-            steps, losses = zip(*r.val, strict=True)
-            ax.plot(steps, losses, marker="o", markersize=3, label=label)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("validation loss (nats / token)")
-    ax.grid(alpha=0.3)
-    if any(r.val for r in results.values()):
-        ax.legend()
-    fig.tight_layout()
     path = Path(path)
-    fig.savefig(path)
+    plot_val_curves(results, title=title).savefig(path)
     return path
 
 
