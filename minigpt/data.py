@@ -17,6 +17,7 @@ The path from text to batches (DESIGN.md section 4)::
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -239,22 +240,25 @@ _GPT2_ENCODING: tiktoken.Encoding | None = None
 def _gpt2_encoding(data_dir: str | Path | None) -> tiktoken.Encoding:
     """The GPT-2 byte-level BPE from ``gpt2.tiktoken``, verified against its sha256.
 
-    We hash the file ourselves before handing it to tiktoken: tiktoken keeps a copy of every file it loads in
-    its cache (keyed by path) and would go on returning the good copy after the file itself was damaged.
+    We read, hash and parse the file ourselves (one ``<base64 token> <rank>`` per line) rather than calling
+    ``tiktoken.load.load_tiktoken_bpe``: that function copies every file it loads into a cache under the
+    system temp folder (writing outside the data folder) and, keyed by path, would go on returning the good
+    copy after the file itself was damaged. Parsing the very bytes we hashed leaves no gap between the check
+    and the use.
     """
     global _GPT2_ENCODING
     try:
         import tiktoken
-        from tiktoken.load import load_tiktoken_bpe
         from tiktoken_ext.openai_public import r50k_pat_str
     except ImportError as e:
         raise DataError(f"tokenizer='gpt2' needs the tiktoken package (pip install tiktoken): {e}") from e
 
     path = resolve_data_dir(data_dir, filename=GPT2_RANKS_FILE) / GPT2_RANKS_FILE
     try:
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read the GPT-2 BPE ranks {path}: {e}") from e
+    actual = hashlib.sha256(raw).hexdigest()
     if actual != GPT2_RANKS_SHA256:
         raise DataError(
             f"GPT-2 BPE ranks {path} have the wrong sha256 {actual}; expected {GPT2_RANKS_SHA256}. The file "
@@ -262,12 +266,13 @@ def _gpt2_encoding(data_dir: str | Path | None) -> tiktoken.Encoding:
         )
     if _GPT2_ENCODING is None:
         try:
-            ranks = load_tiktoken_bpe(str(path), expected_hash=GPT2_RANKS_SHA256)
+            lines = (line.split() for line in raw.splitlines() if line)
+            ranks = {base64.b64decode(token): int(rank) for token, rank in lines}
             _GPT2_ENCODING = tiktoken.Encoding(
                 name="gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={GPT2_EOT: 50256}
             )
-        except (OSError, ValueError) as e:
-            raise DataError(f"tiktoken could not load the GPT-2 BPE ranks {path}: {e}") from e
+        except (ValueError, TypeError) as e:
+            raise DataError(f"could not parse the GPT-2 BPE ranks {path}: {e}") from e
     return _GPT2_ENCODING
 
 

@@ -191,32 +191,33 @@ def test_char_decode_out_of_range_raises(char_tok, bad):
 
 
 def test_gpt2_ranks_load_offline_with_hash_check(monkeypatch, tmp_path):
-    """Build the Encoding from scratch with the network cut and tiktoken's cache empty, and check that the
-    file's hash is verified by us and passed on to tiktoken."""
+    """Build the Encoding from scratch with the network cut: the ranks we parse are exactly the ones
+    tiktoken's own loader reads from the same file, and loading writes nothing (tiktoken's loader would copy
+    the file into its temp-folder cache)."""
+    import tiktoken.load
+
     assert hashlib.sha256((REPO_DATA / "gpt2.tiktoken").read_bytes()).hexdigest() == D.GPT2_RANKS_SHA256
 
     def no_network(*args, **kwargs):
         raise AssertionError("minigpt.data tried to open a network socket")
 
-    import tiktoken.load
-
-    seen = []
-    real_load = tiktoken.load.load_tiktoken_bpe
-
-    def spy(path, expected_hash=None):
-        seen.append(expected_hash)
-        return real_load(path, expected_hash=expected_hash)
+    def no_tiktoken_loader(*args, **kwargs):
+        raise AssertionError("minigpt.data went through tiktoken's caching loader")
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setattr(tiktoken.load, "load_tiktoken_bpe", spy)
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken-cache"))
+    monkeypatch.setattr(tiktoken.load, "load_tiktoken_bpe", no_tiktoken_loader)
+    monkeypatch.setattr(tiktoken.load, "read_file_cached", no_tiktoken_loader)
     monkeypatch.setattr(D, "_GPT2_ENCODING", None)
     tok = GPT2Tokenizer()
-    assert seen == [D.GPT2_RANKS_SHA256]
     assert tok.vocab_size == 50257
     assert tok.encode("Hello world") == [15496, 995]  # GPT-2's own ids
     assert tok.decode([50256]) == "<|endoftext|>"
+    monkeypatch.undo()
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken-cache"))
+    reference = tiktoken.load.load_tiktoken_bpe(str(REPO_DATA / "gpt2.tiktoken"), D.GPT2_RANKS_SHA256)
+    assert D._gpt2_encoding(None)._mergeable_ranks == reference
 
 
 def test_gpt2_wrong_hash_raises(tmp_path):
@@ -232,16 +233,15 @@ def test_gpt2_missing_ranks_raises(tmp_path):
         GPT2Tokenizer(tmp_path)
 
 
-def test_gpt2_tiktoken_error_becomes_data_error(monkeypatch):
-    import tiktoken.load
-
-    def broken(path, expected_hash=None):
-        raise ValueError("Hash mismatch for data downloaded from ...")
-
-    monkeypatch.setattr(tiktoken.load, "load_tiktoken_bpe", broken)
+def test_gpt2_unparsable_ranks_become_data_error(monkeypatch, tmp_path):
+    """A ranks file that passes the hash check (here: the expected hash is patched to match it) but is not
+    `<base64> <rank>` lines gives a DataError naming the file, not a bare ValueError."""
+    bad = b"not base64 at all\n"
+    (tmp_path / "gpt2.tiktoken").write_bytes(bad)
+    monkeypatch.setattr(D, "GPT2_RANKS_SHA256", hashlib.sha256(bad).hexdigest())
     monkeypatch.setattr(D, "_GPT2_ENCODING", None)
-    with pytest.raises(DataError, match=r"tiktoken could not load the GPT-2 BPE ranks .*Hash mismatch"):
-        GPT2Tokenizer()
+    with pytest.raises(DataError, match=r"could not parse the GPT-2 BPE ranks .*gpt2\.tiktoken"):
+        GPT2Tokenizer(tmp_path)
 
 
 def test_gpt2_full_round_trip_whole_corpus(gpt2_full, gpt2_tokens, corpus):
