@@ -13,7 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
+
+import torch
 
 from minigpt.config import VARIANT_NAMES, get_preset
 from minigpt.data import load_data
@@ -27,7 +30,10 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANT_NAMES))
     ap.add_argument("--steps", type=int, default=None, help="default: the preset's")
     ap.add_argument("--seeds", type=int, default=1, help="seeds per (variant, lr); the mean is scored")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     preset = get_preset(args.preset)
     lrs = [float(x) for x in args.lrs.split(",")]
@@ -46,6 +52,8 @@ def main() -> None:
                 mcfg, tcfg = preset.configs(variant, **overrides)
                 r = train(mcfg, tcfg, batches=batches, tokenizer=tokenizer)
                 losses.append(math.inf if r.diverged else r.final_val_loss)
+                print(f"{variant} lr {lr:g} seed {seed}: {losses[-1]:.4f} ({time.perf_counter() - t0:.0f} s)",
+                      file=sys.stderr, flush=True)
             results[variant][f"{lr:g}"] = sum(losses) / len(losses)
     best = {v: min(r, key=r.get) for v, r in results.items()}
     print(json.dumps({"preset": args.preset, "steps": args.steps or preset.train.steps, "seeds": args.seeds,
