@@ -5,6 +5,7 @@
     python -m minigpt train --variant ngpt --preset cpu-small --steps 500 --out runs/x --resume
     python -m minigpt sample --checkpoint runs/x/ckpt.pt --prompt "ROMEO:"
     python -m minigpt presets
+    torchrun --standalone --nproc_per_node=8 -m minigpt train --preset gpu-small --out runs/x   # DDP, 8 GPUs
 
 Every ModelConfig / TrainConfig field is an option of `train` and `compare` (``--n_layer 6``, ``--lr 3e-3``,
 ``--on_nan skip``; ``--on-nan`` works too), generated from the dataclasses so the CLI cannot fall behind the
@@ -43,6 +44,8 @@ FIELD_HELP: dict[str, str] = {
     "variant": "normalization placement: post_ln (Vaswani 2017), pre_ln (GPT-2), normformer (Shleifer 2021), "
                "ngpt (Loshchilov 2024)",
     "vocab_size": "vocabulary size; set automatically from the tokenizer when training",
+    "pad_vocab_to": "round the embedding/LM-head rows up to a multiple of this (GPU presets: 64, faster "
+                    "matmuls); padding ids never get probability; 1 = none",
     "block_size": "maximum context length T (tokens per training window)",
     "n_layer": "number of transformer blocks",
     "n_head": "number of attention (query) heads; must divide n_embd",
@@ -72,7 +75,8 @@ FIELD_HELP: dict[str, str] = {
     "ngpt_sz_scale": "nGPT s_z parametrization scale; none = 1/sqrt(n_embd)",
     # TrainConfig
     "steps": "total optimizer steps of the run (with --resume: continue up to this step)",
-    "batch_size": "sequences per micro-batch",
+    "batch_size": "sequences per micro-batch per process (global batch = batch_size * grad_accum * "
+                  "torchrun's world size)",
     "grad_accum": "micro-batches per optimizer step (tokens/step = batch_size * grad_accum * block_size)",
     "lr": "peak learning rate (default: the preset's best LR for the variant)",
     "min_lr_ratio": "the cosine schedule decays to lr * min_lr_ratio at the last step",
@@ -343,6 +347,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
         out = Path(ns.out)
     r = train(model_cfg, train_cfg, out, resume=ns.resume, stop_at=ns.stop_at, overwrite=ns.overwrite,
               label=variant)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 reports for all (the ranks end identical)
+        return 1 if r.diverged else 0
     if r.diverged:
         print(f"error: {r.message}", file=sys.stderr)
         return 1

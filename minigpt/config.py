@@ -59,6 +59,10 @@ class ModelConfig:
 
     variant: str = "pre_ln"
     vocab_size: int = 84
+    # Embedding/LM-head rows rounded up to a multiple of this (GPU presets: 64, for tensor-core-friendly matmul
+    # shapes); the extra rows are never looked up and their logits are sliced off, so loss and sampling see
+    # exactly vocab_size ids. 1 = no padding.
+    pad_vocab_to: int = 1
     block_size: int = 128  # maximum context length T
     n_layer: int = 4
     n_head: int = 4
@@ -95,7 +99,7 @@ class ModelConfig:
         _choice("mlp", self.mlp, MLPS)
         _choice("position", self.position, POSITIONS)
         _choice("ngpt_update", self.ngpt_update, NGPT_UPDATES)
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+        for name in ("vocab_size", "pad_vocab_to", "block_size", "n_layer", "n_head", "n_embd"):
             _integer(name, getattr(self, name))
         if self.n_kv_head is not None:
             _integer("n_kv_head", self.n_kv_head)
@@ -134,6 +138,11 @@ class ModelConfig:
     @property
     def kv_heads(self) -> int:
         return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def padded_vocab_size(self) -> int:
+        """Rows of the embedding and LM head: vocab_size rounded up to a multiple of pad_vocab_to."""
+        return self.pad_vocab_to * math.ceil(self.vocab_size / self.pad_vocab_to)
 
     @property
     def uses_rope(self) -> bool:
@@ -287,7 +296,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "gpu-small": Preset(
         "GPT-2 BPE (compacted vocab), L6 d384 h6 T256 B64: minutes on one GPU",
-        ModelConfig(vocab_size=50257, block_size=256, n_layer=6, n_head=6, n_embd=384, **_FAIR),
+        ModelConfig(vocab_size=50257, pad_vocab_to=64, block_size=256, n_layer=6, n_head=6, n_embd=384, **_FAIR),
         TrainConfig(steps=2000, batch_size=64, eval_interval=200, eval_batches=16, tokenizer="gpt2",
                     warmup_steps=200),
         lr={"post_ln": 1e-3, "pre_ln": 2e-3, "normformer": 2e-3, "ngpt": 4e-3},
@@ -295,7 +304,7 @@ PRESETS: dict[str, Preset] = {
     "gpt2-124m": Preset(
         "the real GPT-2 small shape and block (L12 d768 h12 T1024, LayerNorm, GELU, bias, learned "
         "positions, tied embeddings), GPT-2 BPE; a GPU job",
-        ModelConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768),
+        ModelConfig(vocab_size=50257, pad_vocab_to=64, block_size=1024, n_layer=12, n_head=12, n_embd=768),
         TrainConfig(steps=5000, batch_size=16, grad_accum=4, eval_interval=250, eval_batches=20,
                     tokenizer="gpt2", compact_vocab=False, warmup_steps=700, lr=6e-4),
         lr={"ngpt": 1.5e-3},

@@ -177,6 +177,21 @@ class MLP(nn.Module):
 # ---------------------------------------------------------------------------------------------- the model
 
 
+class LMHead(nn.Linear):
+    """The LM head over the padded vocabulary (`ModelConfig.pad_vocab_to`): the matmul keeps its aligned
+    (padded) output width, then the logits of the padding ids are sliced off, so the loss, the softmax and
+    sampling only ever see the real `vocab_size` ids. The padding rows get no gradient through the slice."""
+
+    def __init__(self, n_embd: int, vocab_size: int, padded_vocab_size: int) -> None:
+        super().__init__(n_embd, padded_vocab_size, bias=False)
+        self.vocab_size = vocab_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        logits = super().forward(x)  # (B, T, padded V)
+        return logits if logits.size(-1) == self.vocab_size else logits[..., : self.vocab_size]  # (B, T, V)
+
+
+
 class GPTBase(nn.Module):
     """Token embedding -> `blocks` -> final norm (if `final_norm`) -> LM head -> loss.
 
@@ -191,12 +206,12 @@ class GPTBase(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wte = nn.Embedding(config.padded_vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd) if not config.uses_rope else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([self.Block(config) for _ in range(config.n_layer)])
         self.ln_f = make_norm(config.norm, config.n_embd, config.norm_eps, config.bias) if self.final_norm else None
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = LMHead(config.n_embd, config.vocab_size, config.padded_vocab_size)
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight
         self.apply(self._init_weights)
@@ -253,7 +268,7 @@ class GPTBase(nn.Module):
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Cross-entropy (float32), plus the PaLM z-loss z_loss * mean(logsumexp(z)^2) when enabled: it keeps
         the softmax normalizer near 1 and the logits from drifting."""
-        logits = logits.float().view(-1, logits.size(-1))
+        logits = logits.float().reshape(-1, logits.size(-1))  # reshape: padded-vocab logits are a slice
         loss = F.cross_entropy(logits, targets.reshape(-1))
         if self.config.z_loss:
             loss = loss + self.config.z_loss * torch.logsumexp(logits, dim=-1).square().mean()

@@ -26,6 +26,9 @@ optimizer, step, the torch and batch-sampler RNG states, the history), so a 40-s
 different `steps` re-stretches the cosine schedule: allowed, but then no longer that run.) Ctrl-C finishes
 the current step, saves, and raises `TrainingInterrupted` (a KeyboardInterrupt that carries the result). A
 diverging run stops before the bad update is applied and never overwrites the last good checkpoint.
+
+Multi-GPU / multi-node (issue 7): under ``torchrun`` the same function runs in every process, wrapped in
+DistributedDataParallel; see `_Dist` for what changes and why. Run alone, nothing changes.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -394,10 +397,12 @@ def _short(items: list[str], n: int = 5) -> str:
 
 
 def _check_resumable(ckpt: dict[str, Any], model_cfg: ModelConfig, train_cfg: TrainConfig, tokenizer: Any,
-                     path: Path) -> None:
+                     path: Path, world_size: int = 1) -> None:
     """A resume must continue the *same* experiment: the model config must match field by field, and so
-    must every TrainConfig field that shapes the trajectory (RESUME_MUST_MATCH). Say which ones differ."""
-    saved_model, saved_train = ckpt["model_config"], ckpt["train_config"]
+    must every TrainConfig field that shapes the trajectory (RESUME_MUST_MATCH) and the number of DDP ranks
+    (the global batch). Say which ones differ. Fields added since the checkpoint count with their default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    saved_model, saved_train = {**defaults, **ckpt["model_config"]}, ckpt["train_config"]
     diffs = [
         f"{k}: {saved_model.get(k)!r} in checkpoint vs {v!r} now"
         for k, v in model_cfg.to_dict().items()
@@ -408,6 +413,9 @@ def _check_resumable(ckpt: dict[str, Any], model_cfg: ModelConfig, train_cfg: Tr
         for k in RESUME_MUST_MATCH
         if saved_train.get(k) != getattr(train_cfg, k)
     ]
+    if ckpt.get("world_size", 1) != world_size:
+        diffs.append(f"world_size (DDP ranks, part of the global batch): {ckpt.get('world_size', 1)} in "
+                     f"checkpoint vs {world_size} now")
     saved_tok = ckpt.get("tokenizer")
     if tokenizer is not None and saved_tok is not None and saved_tok != tokenizer.to_dict():
         diffs.append("tokenizer: the checkpoint's vocabulary differs from this data's")
@@ -528,6 +536,130 @@ class _History:
         return dataclasses.asdict(self)
 
 
+# ------------------------------------------------------------------------------------------- distributed
+
+
+@dataclass
+class _Dist:
+    """This process's place in a `torchrun` job (DistributedDataParallel); rank 0 of 1 when run alone.
+
+    torchrun starts one process per GPU and tells each its RANK (global), LOCAL_RANK (on its node) and
+    WORLD_SIZE in the environment. Each piece exists for one reason:
+
+    - `setup`/`close`: one process group per job, NCCL between GPUs (each process on the GPU its LOCAL_RANK
+      names) and gloo on the CPU; destroyed on the way out even when training fails.
+    - `shard`: every rank draws the *global* batch from the same seeded generator and keeps slice `rank` of
+      it, so the ranks see different examples that together are exactly one process's batch of
+      batch_size x world_size: global batch = batch_size x grad_accum x world_size sequences per step, and
+      a single-process run is the same code with world_size 1.
+    - `sum`/`mean`/`any`: what decides the control flow (the NaN guard, Ctrl-C) is all-reduced first, so
+      every rank takes the same branch; a rank that stopped alone would leave the others blocked forever.
+      The val loss is the mean of the ranks' losses on their slices of the same global val batches.
+    - `check_in_sync`: at the end, every rank's weights must equal rank 0's bit for bit (DDP averages the
+      gradients, and nGPT's `after_optimizer_step` runs on every rank on identical weights); a mismatch
+      would mean rank 0's checkpoint is not the model the job trained, so it is an error.
+    - `is_main`: only rank 0 writes files and shows the progress bar.
+    """
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    owns_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def setup(cls, device: torch.device) -> _Dist:
+        """Join the torchrun job this process belongs to (WORLD_SIZE > 1), else rank 0 of 1 on `device`. A
+        process group the caller already created is used as it is, and left to the caller to destroy."""
+        import torch.distributed as td
+
+        owns = not (td.is_available() and td.is_initialized())
+        world = int(os.environ.get("WORLD_SIZE", "1")) if owns else td.get_world_size()
+        if world == 1:
+            return cls(device=device)
+        rank = int(os.environ["RANK"]) if owns else td.get_rank()
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if owns:
+            if device.type == "cuda":
+                td.init_process_group("nccl", device_id=device)
+            else:
+                td.init_process_group("gloo")
+        return cls(rank, local_rank, world, device, owns)
+
+    def close(self) -> None:
+        if self.owns_group:
+            import torch.distributed as td
+
+            td.destroy_process_group()
+            self.owns_group = False
+
+    def shard(self, batch: Tensor) -> Tensor:
+        """Rows [rank * n, (rank + 1) * n) of a global batch of world_size * n rows."""
+        if not self.enabled:
+            return batch
+        n = batch.size(0) // self.world_size
+        return batch[self.rank * n:(self.rank + 1) * n]
+
+    def sum(self, value: float) -> float:
+        """`value` summed over the ranks (gloo has no AVG reduction, hence sum, then divide)."""
+        if not self.enabled:
+            return value
+        import torch.distributed as td
+
+        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        td.all_reduce(t)
+        return t.item()
+
+    def mean(self, value: float) -> float:
+        return self.sum(value) / self.world_size if self.enabled else value
+
+    def any(self, flag: bool) -> bool:
+        return self.sum(float(flag)) > 0 if self.enabled else flag
+
+    @contextlib.contextmanager
+    def local_main_first(self) -> Iterator[None]:
+        """Local rank 0 of each node runs the body first (e.g. fills the token cache), then the others."""
+        import torch.distributed as td
+
+        if self.enabled and self.local_rank != 0:
+            td.barrier()
+        try:
+            yield
+        finally:  # also on an error: the others then fail on their own, rather than wait forever
+            if self.enabled and self.local_rank == 0:
+                td.barrier()
+
+    def check_in_sync(self, model: nn.Module) -> None:
+        """Compare every tensor of the state dict with rank 0's (broadcast), bitwise; raise on all ranks if
+        any rank differs. One broadcast of the model, once per run."""
+        if not self.enabled:
+            return
+        import torch.distributed as td
+
+        differ = []
+        for name, tensor in model.state_dict().items():
+            reference = tensor.detach().clone()
+            td.broadcast(reference, src=0)
+            if not torch.equal(reference, tensor):
+                differ.append(name)
+        if self.any(bool(differ)):
+            raise RuntimeError(
+                f"DDP ranks ended with different weights (rank {self.rank} differs from rank 0 in "
+                f"{_short(differ) or 'nothing; another rank does'}): every rank must apply the same update"
+            )
+
+
 # ---------------------------------------------------------------------------------------------- the loop
 
 
@@ -561,7 +693,22 @@ def train(
     Seeding: `torch.manual_seed(seed)` before the model is built (same init for the same config), and a
     separate generator seeded with `seed` draws the batches, so every variant sees the same data in the same
     order whatever its init or dropout consumes.
+
+    Under torchrun (WORLD_SIZE > 1) every process calls this: the process group is created here and
+    destroyed on the way out, also on errors; only rank 0 writes files. The global batch is batch_size x
+    grad_accum x world_size sequences per step (`_Dist`).
     """
+    dist = _Dist.setup(resolve_device(train_cfg.device))
+    try:
+        return _train(model_cfg, train_cfg, out_dir, hooks, batches, tokenizer, resume, model=model, label=label,
+                      stop_at=stop_at, overwrite=overwrite, dist=dist)
+    finally:
+        dist.close()
+
+
+def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | None, hooks: Iterable[Any],
+           batches: Any, tokenizer: Any, resume: bool, *, model: nn.Module | None, label: str | None,
+           stop_at: int | None, overwrite: bool, dist: _Dist) -> TrainResult:
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / CHECKPOINT_FILE if out is not None else None
     if resume and ckpt_path is None:
@@ -580,7 +727,8 @@ def train(
     if batches is None:
         from .data import load_data
 
-        loaded_tok, batches = load_data(train_cfg, model_cfg.block_size)
+        with dist.local_main_first():  # one process per node fills the token cache, then the others read it
+            loaded_tok, batches = load_data(train_cfg, model_cfg.block_size)
         tokenizer = tokenizer if tokenizer is not None else loaded_tok
     if tokenizer is not None and model_cfg.vocab_size != tokenizer.vocab_size:
         model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
@@ -590,8 +738,11 @@ def train(
                           f"{model_cfg.block_size}")
 
     # --- model, optimizer, RNG
-    device = resolve_device(train_cfg.device)
+    device = dist.device  # resolve_device(train_cfg.device); with several GPUs per node, this rank's own
     amp_dtype = resolve_dtype(train_cfg.dtype, device)
+    if device.type == "cuda":  # float32 matmuls (outside autocast) on tensor cores: TF32, the usual trade
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(train_cfg.seed)
     raw_model = model if model is not None else build_model(model_cfg)
     raw_model.to(device).train()
@@ -604,7 +755,7 @@ def train(
 
     if resume:
         ckpt = load_checkpoint(ckpt_path)
-        _check_resumable(ckpt, model_cfg, train_cfg, tokenizer, ckpt_path)
+        _check_resumable(ckpt, model_cfg, train_cfg, tokenizer, ckpt_path, dist.world_size)
         _load_model_state(raw_model, ckpt["model"], ckpt_path)
         try:
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -620,18 +771,25 @@ def train(
     fwd_model = raw_model
     if train_cfg.compile if train_cfg.compile is not None else device.type == "cuda":
         fwd_model = torch.compile(raw_model)
+    if dist.enabled:  # after the resume: DDP starts by broadcasting rank 0's weights to the other ranks
+        from torch.nn.parallel import DistributedDataParallel
+
+        fwd_model = DistributedDataParallel(fwd_model, device_ids=[device.index] if device.type == "cuda" else None)
     after_step = getattr(raw_model, "after_optimizer_step", None)
     hook_fns = _hook_fns(hooks)
-    val_batches = [(x.to(device), y.to(device))
-                   for x, y in batches.val_batches(train_cfg.eval_batches, train_cfg.batch_size)]
+    # Under DDP each rank evaluates its slice of the global val batches; the mean of the slices' means is
+    # then the loss one process gets on the whole batches (equal slices), up to summation order.
+    val_batches = [(dist.shard(x).to(device), dist.shard(y).to(device))
+                   for x, y in batches.val_batches(train_cfg.eval_batches, train_cfg.batch_size * dist.world_size)]
     params = [p for p in raw_model.parameters() if p.requires_grad]
     vocab = model_cfg.vocab_size
-    tokens_per_step = train_cfg.batch_size * train_cfg.grad_accum * data_block
+    tokens_per_step = train_cfg.batch_size * train_cfg.grad_accum * dist.world_size * data_block
     end_step = train_cfg.steps if stop_at is None else min(stop_at, train_cfg.steps)
 
-    # --- files
+    # --- files (rank 0 only: the other ranks hold the same weights and would write the same files)
+    writes = out if dist.is_main else None
     metrics_file = None
-    if out is not None:
+    if writes is not None:
         out.mkdir(parents=True, exist_ok=True)
         # On resume the metrics are rewritten from the checkpoint: lines logged after it (the steps a crash
         # lost) must not appear twice.
@@ -639,10 +797,11 @@ def train(
         _write_text_atomic(out / METRICS_FILE, lines)
         metrics_file = open(out / METRICS_FILE, "a", encoding="utf-8")  # closed by _finish / on error
         compiled = fwd_model is not raw_model
-        _write_config(out, raw_model, model_cfg, train_cfg, tokenizer, device, amp_dtype, compiled)
+        _write_config(out, raw_model, model_cfg, train_cfg, tokenizer, device, amp_dtype, compiled,
+                      dist.world_size)
 
     def checkpoint(step: int, rng: dict[str, Any]) -> None:
-        if ckpt_path is None:
+        if ckpt_path is None or not dist.is_main:
             return
         state = {
             "format": CHECKPOINT_FORMAT,
@@ -656,6 +815,7 @@ def train(
             "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "rng": rng,
             "history": hist.to_dict(),
+            "world_size": dist.world_size,
         }
         save_checkpoint(state, ckpt_path)
         result.checkpoint, result.checkpoint_step = ckpt_path, step
@@ -663,7 +823,7 @@ def train(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=train_cfg.steps, initial=start_step, desc=label or model_cfg.variant,
-               disable=not train_cfg.progress, dynamic_ncols=True, leave=True)
+               disable=not (train_cfg.progress and dist.is_main), dynamic_ncols=True, leave=True)
     step_ms: list[float] = []
     step = start_step
     last_val: float | None = hist.val[-1][1] if hist.val else None
@@ -680,7 +840,8 @@ def train(
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
                 loss_value = _forward_backward(fwd_model, batches, generator, train_cfg, device, amp_dtype,
-                                               scaler)
+                                               scaler, dist)
+                loss_value = dist.mean(loss_value)  # the NaN guard below must decide the same on every rank
                 if scaler.is_enabled():
                     scaler.unscale_(optimizer)  # hooks and clipping see true gradients
                 for fn in hook_fns:
@@ -720,7 +881,7 @@ def train(
                 hist.losses.append(loss_value)
                 record["ms"] = round(ms, 3)
                 if s % train_cfg.eval_interval == 0 or s == train_cfg.steps:
-                    last_val = evaluate(raw_model, val_batches, device, amp_dtype)
+                    last_val = dist.mean(evaluate(raw_model, val_batches, device, amp_dtype))
                     hist.val.append([s, last_val])
                     record["val_loss"] = _json_float(last_val)
                 hist.metrics.append(record)
@@ -735,7 +896,7 @@ def train(
                     postfix["val"] = f"{last_val:.3f}"
                 bar.set_postfix(postfix, refresh=False)
                 bar.update(1)
-                if sigint.requested:
+                if dist.any(sigint.requested):  # every rank stops after the same step
                     raise KeyboardInterrupt
     except KeyboardInterrupt as e:
         # Ctrl-C (or a hook raising KeyboardInterrupt): save the last completed step. If the interrupt
@@ -743,7 +904,7 @@ def train(
         # checkpoint rather than write an inconsistent one.
         if not updating and step > start_step and result.checkpoint_step != step:
             checkpoint(step, rng if rng is not None else _rng_state(generator))
-        _finish(result, hist, step, step_ms, tokens_per_step, out, metrics_file, bar)
+        _finish(result, hist, step, step_ms, tokens_per_step, writes, metrics_file, bar)
         result.interrupted = True
         result.message = str(TrainingInterrupted(result))
         raise TrainingInterrupted(result) from e
@@ -752,22 +913,33 @@ def train(
         if metrics_file is not None:
             metrics_file.close()
         raise
-    _finish(result, hist, step, step_ms, tokens_per_step, out, metrics_file, bar)
+    dist.check_in_sync(raw_model)
+    _finish(result, hist, step, step_ms, tokens_per_step, writes, metrics_file, bar)
     return result
 
 
 def _forward_backward(model: nn.Module, batches: Any, generator: torch.Generator, cfg: TrainConfig,
-                      device: torch.device, dtype: torch.dtype, scaler: torch.amp.GradScaler) -> float:
-    """Accumulate the gradients of `grad_accum` micro-batches; return the step's mean loss. Each micro-loss
-    is divided by grad_accum so the summed gradient equals that of one batch grad_accum times larger."""
+                      device: torch.device, dtype: torch.dtype, scaler: torch.amp.GradScaler,
+                      dist: _Dist | None = None) -> float:
+    """Accumulate the gradients of `grad_accum` micro-batches; return the step's mean loss (this rank's).
+    Each micro-loss is divided by grad_accum so the summed gradient equals that of one batch grad_accum times
+    larger. Under DDP every rank draws the global micro-batch and keeps its slice (`_Dist.shard`), and the
+    gradient all-reduce runs only in the last micro-step's backward (`no_sync` before it: same sum, 1/grad_accum
+    of the traffic)."""
+    dist = dist if dist is not None else _Dist()
     total = torch.zeros((), device=device)
-    for _ in range(cfg.grad_accum):
-        x, y = batches.sample("train", cfg.batch_size, generator)
+    for i in range(cfg.grad_accum):
+        x, y = batches.sample("train", cfg.batch_size * dist.world_size, generator)
+        x, y = dist.shard(x), dist.shard(y)
+        if device.type == "cuda":  # page-locked host memory: the copy below runs asynchronously
+            x, y = x.pin_memory(), y.pin_memory()
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with _autocast(device, dtype):
-            _, loss = model(x, y)
-            loss = loss / cfg.grad_accum
-        scaler.scale(loss).backward()
+        last = i == cfg.grad_accum - 1
+        with contextlib.nullcontext() if last or not dist.enabled else model.no_sync():
+            with _autocast(device, dtype):
+                _, loss = model(x, y)
+                loss = loss / cfg.grad_accum
+            scaler.scale(loss).backward()
         total += loss.detach().float()
     return total.item()
 
@@ -798,7 +970,7 @@ def _finish(result: TrainResult, hist: _History, step: int, step_ms: list[float]
 
 
 def _write_config(out: Path, model: nn.Module, model_cfg: ModelConfig, train_cfg: TrainConfig, tokenizer: Any,
-                  device: torch.device, dtype: torch.dtype, compiled: bool) -> None:
+                  device: torch.device, dtype: torch.dtype, compiled: bool, world_size: int = 1) -> None:
     """config.json at the start of a run (so a crashed run still says what it was); `_finish` adds the
     results at the end."""
     if hasattr(model, "num_params"):
@@ -816,6 +988,7 @@ def _write_config(out: Path, model: nn.Module, model_cfg: ModelConfig, train_cfg
         "device": str(device),
         "autocast_dtype": str(dtype).removeprefix("torch."),
         "compiled": compiled,
+        "world_size": world_size,
         "torch": torch.__version__,
     }
     _write_text_atomic(out / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")

@@ -333,3 +333,43 @@ def test_malicious_pickle_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="refused by the safe loader"):
         load_checkpoint(evil)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------------ GPU details checked on the CPU
+
+
+@pytest.mark.parametrize("variant, tie", [("pre_ln", True), ("ngpt", False)])
+def test_padded_vocab_changes_only_the_table_sizes(variant, tie):
+    """pad_vocab_to (GPU presets: 64) rounds the embedding/LM-head rows up for aligned matmuls; with the same
+    weights on the real rows, logits, loss and sampling are those of the unpadded model, even when the padding
+    rows hold weights that would win every softmax if their logits leaked."""
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(variant=variant, vocab_size=84, **{**TINY, "tie_embeddings": tie}))
+    padded = build_model(ModelConfig(**{**plain.config.to_dict(), "pad_vocab_to": 64}))
+    assert padded.wte.weight.shape[0] == padded.lm_head.weight.shape[0] == 128
+    state = padded.state_dict()
+    for k, v in plain.state_dict().items():
+        state[k] = torch.cat([v, state[k][v.shape[0]:]]) if v.shape != state[k].shape else v
+    padded.load_state_dict(state)
+    with torch.no_grad():
+        padded.lm_head.weight[84:] = 100.0
+    idx = torch.randint(0, 84, (2, 16), generator=torch.Generator().manual_seed(1))
+    (lp, loss_p), (lq, loss_q) = plain(idx, idx), padded(idx, idx)
+    assert lq.shape == (2, 16, 84)
+    torch.testing.assert_close(lq, lp)
+    torch.testing.assert_close(loss_q, loss_p)
+    out = padded.generate(idx[:, :4], 30, generator=torch.Generator().manual_seed(2))
+    assert out.max().item() < 84
+
+
+def test_resume_checks_the_number_of_ranks_and_tolerates_new_fields(data, tmp_path):
+    """The global batch includes the DDP world size: resuming with another one would be another run. A model
+    config field added since the checkpoint (pad_vocab_to) counts with its default."""
+    run(data, out=tmp_path, steps=4, stop_at=2)
+    ckpt = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    mc, tc = ModelConfig.from_dict(ckpt["model_config"]), TrainConfig.from_dict(ckpt["train_config"])
+    assert ckpt["world_size"] == 1
+    with pytest.raises(CheckpointError, match="world_size"):
+        train_module._check_resumable(ckpt, mc, tc, data[0], tmp_path / CHECKPOINT_FILE, world_size=2)
+    del ckpt["model_config"]["pad_vocab_to"]
+    train_module._check_resumable(ckpt, mc, tc, data[0], tmp_path / CHECKPOINT_FILE, world_size=1)
