@@ -1,7 +1,8 @@
 """Training throughput per variant: ms per optimizer step and tokens/s (forward + backward + AdamW +
-`after_optimizer_step`), against a plain nanoGPT-style pre-LN model written here as the comparator.
+`after_optimizer_step`), against a plain nanoGPT-style pre-LN model written here as the comparator, plus a CPU
+model-FLOPs utilization (MFU) per row.
 
-    python benchmarks/throughput.py [--preset cpu-tiny] [--repeats 5] [--steps 10] [--threads N]
+    python benchmarks/throughput.py [--preset cpu-tiny|cpu-small] [--repeats 5] [--steps 10] [--threads N]
 
 Prints JSON. Models are timed round-robin (each repeat times every model once, in turn) so that machine noise
 hits all of them alike; the reported number is the median over repeats. Ratios are step-time ratios to our
@@ -9,7 +10,19 @@ pre-LN at the same preset (`vs_pre_ln`) and tokens/s ratios to the nanoGPT refer
 
 Two pre-LN rows: `pre_ln` is the preset's block (RoPE, SwiGLU, no bias: what `compare` races), and
 `pre_ln-classic` is the GPT-2 block (LayerNorm without bias, GELU, learned positions, tied embeddings), the same
-computation as the reference, so `pre_ln-classic.vs_nanogpt` isolates our code's overhead.
+computation as the reference, so `pre_ln-classic.vs_nanogpt` isolates our code's overhead. One option at a time
+is changed from `pre_ln` in `pre_ln-rmsnorm` (RMSNorm for LayerNorm) and `pre_ln-gelu` (GELU for SwiGLU);
+`ngpt-lerp` vs `ngpt-slerp` is the nGPT update option.
+
+MFU: model FLOPs per token = 6·N + 12·L·T·d (PaLM, Chowdhery et al. 2022, App. B: 6 FLOPs per parameter per
+token for forward + backward, plus the attention scores and values, counted as if not causal), with N the
+matrix parameters the tokens go through: the blocks and the LM head (embedding lookups are free, norms and
+scales are noise). MFU = FLOPs/token · tokens/s / `peak_gflops`, where the peak is measured in the same run:
+the median of timed 2048×2048 float32 matmuls (2·n³ FLOPs each) at the same thread count. It is a CPU's
+attainable matmul rate, not a datasheet number, so 100% is "every FLOP at large-matmul speed".
+
+`targets` checks the issue's goals (#7): pre_ln-classic ≥ 1.0× the reference's tokens/s, and step time vs
+pre_ln of NormFormer ≤ 1.08×, nGPT-LERP ≤ 1.20×, nGPT-SLERP ≤ 1.30×.
 """
 
 from __future__ import annotations
@@ -73,18 +86,31 @@ class RefGPT(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ timing
+# label -> (variant, overrides of the preset's ModelConfig). The first five are the rows `compare` races.
+ROWS: dict[str, tuple[str, dict]] = {
+    "post_ln": ("post_ln", {}),
+    "pre_ln": ("pre_ln", {}),
+    "normformer": ("normformer", {}),
+    "ngpt-lerp": ("ngpt", {"ngpt_update": "lerp"}),
+    "ngpt-slerp": ("ngpt", {"ngpt_update": "slerp"}),
+    "pre_ln-rmsnorm": ("pre_ln", {"norm": "rmsnorm"}),
+    "pre_ln-gelu": ("pre_ln", {"mlp": "gelu"}),
+    "pre_ln-classic": ("pre_ln", {"position": "learned", "mlp": "gelu", "bias": False, "tie_embeddings": True}),
+}
+
+# (row, compared with, field, bound): the goals of issue #7
+TARGETS: list[tuple[str, str, str, float]] = [
+    ("pre_ln-classic", "nanogpt-ref", "tokens/s ratio >=", 1.0),
+    ("normformer", "pre_ln", "step-time ratio <=", 1.08),
+    ("ngpt-lerp", "pre_ln", "step-time ratio <=", 1.20),
+    ("ngpt-slerp", "pre_ln", "step-time ratio <=", 1.30),
+]
+
+
 def make_models(preset_name: str) -> dict[str, tuple[nn.Module, float]]:
     preset = get_preset(preset_name)
     models: dict[str, tuple[nn.Module, float]] = {}
-    for label, variant, extra in [
-        ("post_ln", "post_ln", {}),
-        ("pre_ln", "pre_ln", {}),
-        ("normformer", "normformer", {}),
-        ("ngpt-lerp", "ngpt", {"ngpt_update": "lerp"}),
-        ("ngpt-slerp", "ngpt", {"ngpt_update": "slerp"}),
-        ("pre_ln-classic", "pre_ln", {"position": "learned", "mlp": "gelu", "bias": False,
-                                      "tie_embeddings": True}),
-    ]:
+    for label, (variant, extra) in ROWS.items():
         mcfg, tcfg = preset.configs(variant, **extra)
         torch.manual_seed(0)
         models[label] = (build_model(mcfg), tcfg.weight_decay)
@@ -92,6 +118,26 @@ def make_models(preset_name: str) -> dict[str, tuple[nn.Module, float]]:
     torch.manual_seed(0)
     models["nanogpt-ref"] = (RefGPT(m.vocab_size, m.block_size, m.n_layer, m.n_embd, m.n_head), 0.1)
     return models
+
+
+def flops_per_token(model: nn.Module, n_layer: int, block_size: int, n_embd: int) -> int:
+    """PaLM's 6·N + 12·L·T·d training FLOPs per token; N = parameters of the blocks and the LM head (the
+    matrices every token is multiplied by; a tied head counts, its embedding lookup does not)."""
+    n = sum(p.numel() for p in model.blocks.parameters()) + model.lm_head.weight.numel()
+    return 6 * n + 12 * n_layer * block_size * n_embd
+
+
+def peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Median rate of an n×n float32 matmul (2·n³ FLOPs) at the current thread count: the machine's
+    attainable peak that MFU is measured against."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def time_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, n: int) -> float:
@@ -109,54 +155,77 @@ def time_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
     return (time.perf_counter() - t0) / n
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="cpu-tiny")
+    ap.add_argument("--preset", default="cpu-tiny", choices=["cpu-tiny", "cpu-small"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    args = ap.parse_args()
+    ap.add_argument("--peak-repeats", type=int, default=5, help="timed 2048x2048 matmuls for the peak")
+    return ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Time every row and return the JSON-ready result (what `main` prints and run_all.py tabulates)."""
     if args.threads:
         torch.set_num_threads(args.threads)
 
     preset = get_preset(args.preset)
-    B, T, V = preset.train.batch_size, preset.model.block_size, preset.model.vocab_size
+    m = preset.model
+    B, T, V = preset.train.batch_size, m.block_size, m.vocab_size
     g = torch.Generator().manual_seed(0)
     data = torch.randint(0, V, (B, T + 1), generator=g)
-    x, y = data[:, :-1], data[:, 1:]
+    x, y = data[:, :-1].contiguous(), data[:, 1:].contiguous()
 
+    peak = peak_gflops(repeats=args.peak_repeats)  # before the models, on a quiet allocator
     models = make_models(args.preset)
-    opts = {k: torch.optim.AdamW(m.param_groups(wd), lr=1e-4, betas=(0.9, 0.95), foreach=True)
-            for k, (m, wd) in models.items()}
-    for k, (m, _) in models.items():  # warm up allocator and kernels
-        time_steps(m, opts[k], x, y, 3)
+    opts = {k: torch.optim.AdamW(mod.param_groups(wd), lr=1e-4, betas=(0.9, 0.95), foreach=True)
+            for k, (mod, wd) in models.items()}
+    for k, (mod, _) in models.items():  # warm up allocator and kernels
+        time_steps(mod, opts[k], x, y, 3)
     samples: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(args.repeats):
-        for k, (m, _) in models.items():
-            samples[k].append(time_steps(m, opts[k], x, y, args.steps))
+        for k, (mod, _) in models.items():
+            samples[k].append(time_steps(mod, opts[k], x, y, args.steps))
 
     med = {k: statistics.median(v) for k, v in samples.items()}
     rows = {}
-    for k, (m, _) in models.items():
+    for k, (mod, _) in models.items():
+        fpt = flops_per_token(mod, m.n_layer, T, m.n_embd)
         rows[k] = {
-            "params": sum(p.numel() for p in m.parameters()),
+            "params": sum(p.numel() for p in mod.parameters()),
             "ms_per_step": round(1e3 * med[k], 2),
             "tokens_per_s": round(B * T / med[k]),
             "vs_pre_ln": round(med[k] / med["pre_ln"], 3),
             "vs_nanogpt": round(med["nanogpt-ref"] / med[k], 3),
             "spread_ms": [round(1e3 * min(samples[k]), 2), round(1e3 * max(samples[k]), 2)],
+            "flops_per_token": fpt,
+            "mfu": round(fpt * B * T / med[k] / (peak * 1e9), 3),
         }
-    out = {
+    targets = []
+    for row, base, what, bound in TARGETS:
+        value = rows[row]["vs_nanogpt"] if base == "nanogpt-ref" else rows[row]["vs_pre_ln"]
+        ok = value >= bound if ">=" in what else value <= bound
+        targets.append({"row": row, "vs": base, "metric": what[:-3].strip(), "target": f"{what[-2:]} {bound}",
+                        "value": value, "pass": ok})
+    return {
+        "benchmark": "throughput",
         "preset": args.preset,
-        "shape": dataclasses.asdict(preset.model) | {"batch_size": B},
+        "shape": dataclasses.asdict(m) | {"batch_size": B},
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
         "repeats": args.repeats, "steps_per_repeat": args.steps,
         "tokens_per_step": B * T,
         "log_vocab": round(math.log(V), 3),
+        "peak_gflops": round(peak, 1),
+        "mfu_formula": "(6*N + 12*L*T*d) * tokens/s / peak; N = block + LM-head parameters",
         "results": rows,
+        "targets": targets,
     }
-    print(json.dumps(out, indent=2))
+
+
+def main() -> None:
+    print(json.dumps(run(parse_args()), indent=2))
 
 
 if __name__ == "__main__":
