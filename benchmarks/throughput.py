@@ -107,10 +107,14 @@ TARGETS: list[tuple[str, str, str, float]] = [
 ]
 
 
-def make_models(preset_name: str) -> dict[str, tuple[nn.Module, float]]:
+def make_models(preset_name: str, rows: list[str] | None = None) -> dict[str, tuple[nn.Module, float]]:
+    """The models of `rows` (default: all of ROWS) plus `pre_ln` and `nanogpt-ref`, which the ratios need."""
     preset = get_preset(preset_name)
+    wanted = set(rows or ROWS) | {"pre_ln"}
     models: dict[str, tuple[nn.Module, float]] = {}
     for label, (variant, extra) in ROWS.items():
+        if label not in wanted:
+            continue
         mcfg, tcfg = preset.configs(variant, **extra)
         torch.manual_seed(0)
         models[label] = (build_model(mcfg), tcfg.weight_decay)
@@ -161,7 +165,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps per model before the repeats")
     ap.add_argument("--peak-repeats", type=int, default=5, help="timed 2048x2048 matmuls for the peak")
+    ap.add_argument("--rows", default=",".join(ROWS),
+                    help="comma-separated subset of the rows (pre_ln and nanogpt-ref are always timed)")
     return ap.parse_args(argv)
 
 
@@ -178,11 +185,11 @@ def run(args: argparse.Namespace) -> dict:
     x, y = data[:, :-1].contiguous(), data[:, 1:].contiguous()
 
     peak = peak_gflops(repeats=args.peak_repeats)  # before the models, on a quiet allocator
-    models = make_models(args.preset)
+    models = make_models(args.preset, args.rows.split(","))
     opts = {k: torch.optim.AdamW(mod.param_groups(wd), lr=1e-4, betas=(0.9, 0.95), foreach=True)
             for k, (mod, wd) in models.items()}
     for k, (mod, _) in models.items():  # warm up allocator and kernels
-        time_steps(mod, opts[k], x, y, 3)
+        time_steps(mod, opts[k], x, y, args.warmup)
     samples: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(args.repeats):
         for k, (mod, _) in models.items():
@@ -204,6 +211,8 @@ def run(args: argparse.Namespace) -> dict:
         }
     targets = []
     for row, base, what, bound in TARGETS:
+        if row not in rows:
+            continue
         value = rows[row]["vs_nanogpt"] if base == "nanogpt-ref" else rows[row]["vs_pre_ln"]
         ok = value >= bound if ">=" in what else value <= bound
         targets.append({"row": row, "vs": base, "metric": what[:-3].strip(), "target": f"{what[-2:]} {bound}",
@@ -214,7 +223,7 @@ def run(args: argparse.Namespace) -> dict:
         "shape": dataclasses.asdict(m) | {"batch_size": B},
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "repeats": args.repeats, "steps_per_repeat": args.steps,
+        "repeats": args.repeats, "steps_per_repeat": args.steps, "warmup_steps": args.warmup,
         "tokens_per_step": B * T,
         "log_vocab": round(math.log(V), 3),
         "peak_gflops": round(peak, 1),
