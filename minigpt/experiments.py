@@ -1077,7 +1077,7 @@ def _budgets(preset: str, quick: bool) -> dict[str, dict[str, Any]]:
                 "lr": dict(steps=12, **tiny), "sphere": dict(steps=5, **tiny)}
     if preset.startswith("gpu"):
         fast = dict(compile=False)  # short runs: compiling costs more than it saves
-        return {"depth": dict(steps=500, **fast), "race": dict(steps=1000, **fast), "lr": dict(steps=200, **fast),
+        return {"depth": dict(steps=500, **fast), "race": dict(steps=500, **fast), "lr": dict(steps=200, **fast),
                 "sphere": dict(steps=1000, **fast)}
     return {"depth": dict(steps=150, **CPU_SCALE), "race": dict(steps=200, **CPU_SCALE),
             "lr": dict(steps=100, **CPU_SCALE), "sphere": dict(steps=150, **CPU_SCALE)}
