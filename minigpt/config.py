@@ -283,7 +283,7 @@ PRESETS: dict[str, Preset] = {
     "cpu-tiny": Preset(
         "char-level, L4 d128 h4 T128 B8: all five `compare` runs in under 3 minutes on a 2-core laptop CPU",
         ModelConfig(vocab_size=84, block_size=128, n_layer=4, n_head=4, n_embd=128, **_FAIR),
-        TrainConfig(steps=180, batch_size=8, eval_interval=30, eval_batches=8, tokenizer="char",
+        TrainConfig(steps=150, batch_size=8, eval_interval=30, eval_batches=8, tokenizer="char",
                     warmup_steps=20),
         lr={"post_ln": 6e-3, "pre_ln": 4e-3, "normformer": 4e-3, "ngpt": 8e-3},  # benchmarks/lr_sweep.md
     ),
