@@ -261,6 +261,7 @@ class Playground:
         self.eval_batches = 4  # validation batches per evaluation (the trainer's default is 8: too slow live)
         self.runs: list[PlaygroundRun] = []
         self.current: PlaygroundRun | None = None
+        self._final_status: tuple[str, str] | None = None  # set by _finish, shown after the run's last frame
         self.last_error: BaseException | None = None
         self._stop = threading.Event()
         self._busy = threading.Lock()
@@ -305,6 +306,8 @@ class Playground:
         self.status = W.HTML(value="ready: choose a placement and press Train")
         self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="960px"))
         self.log = W.Output()
+        self.status.add_class("minigpt-status")  # stable hooks for the browser test (tests/test_browser.py)
+        self.image.add_class("minigpt-figure")
 
         self.preset_dropdown.observe(self._on_preset, names="value")
         for box in self.checkboxes.values():
@@ -490,10 +493,17 @@ class Playground:
             self._finish(run, result, hook, t0)
             return run
         finally:
+            # The last frame first, then the final status and the buttons: whoever waits for "done" (a
+            # student, the browser test) sees the finished figure, not the last live frame "(running)".
             self.current = None
-            self._set_buttons(running=False)
-            self._busy.release()
-            self._draw(full=True)
+            try:
+                self._draw(full=True)
+                if self._final_status is not None:
+                    self._set_status(*self._final_status)
+            finally:
+                self._final_status = None
+                self._set_buttons(running=False)
+                self._busy.release()
 
     def _finish(self, run: PlaygroundRun, result: TrainResult, hook: _LiveHook, t0: float) -> None:
         run.seconds = time.perf_counter() - t0
@@ -513,7 +523,7 @@ class Playground:
         self.progress.value = run.step
         self.progress.bar_style = "danger" if run.diverged else ("warning" if run.stopped else "success")
         color = "red" if run.diverged else ("darkorange" if run.stopped else "green")
-        self._set_status(run.summary() + (f" — {run.message}" if run.diverged else ""), color)
+        self._final_status = (run.summary() + (f" — {run.message}" if run.diverged else ""), color)
 
     @staticmethod
     def _label(placement: Placement | None, ngpt_update: str | None, lr: float, warmup: int, n_layer: int) -> str:

@@ -290,9 +290,8 @@ def test_notebooks_in_jupyterlab(lab: Lab, browser: Any) -> None:
         _no_error_outputs(page)
         _screenshot(page, "04_playground_after_run_all")
 
-        status = page.locator(".jp-OutputArea-output .widget-html").filter(
-            has_text=re.compile(r"steps|ready|cleared|step \d")).first
-        image = page.locator(".jp-OutputArea-output .widget-image").first
+        status = page.locator(".jp-OutputArea-output .minigpt-status").first
+        image = page.locator(".jp-OutputArea-output .minigpt-figure").first
         src_before = image.get_attribute("src")
         # record every status text and every figure the page shows from now on
         page.evaluate(_WATCH, [status.element_handle(), image.element_handle()])
