@@ -1088,7 +1088,8 @@ def make_figures(out_dir: str | Path = "docs/figures", preset: str | None = None
     """Run the experiments behind the README figures and write them as PNGs into `out_dir`:
     grad_norms.png (gradient vs depth, all variants, at init and after training), race.png (val loss vs
     step and wall-clock, with nGPT's speedup), lr_stability.png (loss vs LR, LR at divergence) and
-    hypersphere.png (nGPT hidden states moving on the sphere). Returns {name: path}."""
+    hypersphere.png (nGPT hidden states moving on the sphere), plus numbers.md with the tables the README's
+    captions quote. Returns {name: path}."""
     from . import plots
 
     name = _preset_name(preset)
@@ -1104,10 +1105,24 @@ def make_figures(out_dir: str | Path = "docs/figures", preset: str | None = None
 
     depth = grad_norms_vs_depth(name, progress=progress, **budget["depth"])
     save(plots.plot_grad_norms(depth), "grad_norms.png")
-    save(plots.plot_race(race(name, progress=progress, **budget["race"])), "race.png")
-    save(plots.plot_lr_stability(lr_stability(name, progress=progress, **budget["lr"])), "lr_stability.png")
+    race_result = race(name, progress=progress, **budget["race"])
+    save(plots.plot_race(race_result), "race.png")
+    stability = lr_stability(name, progress=progress, **budget["lr"])
+    save(plots.plot_lr_stability(stability), "lr_stability.png")
     sphere = hypersphere(name, include_pre_ln=False, progress=progress, **budget["sphere"])
     save(plots.plot_sphere_projection(sphere), "hypersphere.png")
+
+    # The numbers the README's captions quote, written next to the figures so that every one has a source.
+    numbers = out / "numbers.md"
+    numbers.write_text("\n".join([
+        f"# Numbers behind the figures (`python -m minigpt figures`, preset {name})", "",
+        f"## grad_norms.png: gradient norms vs depth, after {depth.steps} steps", "```", depth.table("trained"),
+        "```", "", "At init:", "```", depth.table("init"), "```", "",
+        "## lr_stability.png: LR multiplied every step until the loss explodes", "```", stability.table(), "```",
+        "", "## race.png: same budget, same ingredients", "```", race_result.table(), "```", "",
+        "## hypersphere.png: nGPT hidden states", "```",
+        *(f"{k}: max | ||h|| - 1 | = {v:.2e}" for k, v in sphere.max_norm_error.items()), "```", ""]))
+    paths["numbers"] = numbers
     return paths
 
 

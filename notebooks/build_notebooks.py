@@ -30,10 +30,16 @@ def code(text: str) -> nbformat.NotebookNode:
 
 
 def setup(*stdlib: str, experiments: bool = True) -> nbformat.NotebookNode:
-    """The first code cell: imports, then the preset (gpu-small on CUDA, else cpu-tiny) and the CPU scale."""
-    lines = ["%matplotlib inline"] + [f"import {m}" for m in stdlib]
-    lines += ([""] if stdlib else []) + ["import torch"]
-    lines += [""] + (["from minigpt import experiments as E"] if experiments else [])
+    """The first code cell: the OpenMP wait policy, imports, then the preset (gpu-small on CUDA, else cpu-tiny)
+    and the CPU scale."""
+    lines = ["%matplotlib inline", "import os"] + [f"import {m}" for m in stdlib] + [""]
+    lines += textwrap.dedent('''
+        # Before torch loads OpenMP: waiting threads sleep instead of spinning. With one other busy process on a
+        # 2-core machine, spinning made training 2.5x slower than on the idle machine, sleeping 1.5x; on an idle
+        # machine sleeping costs a few percent. (torch uses one thread per physical core.)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    ''').strip().splitlines()
+    lines += ["import torch", ""] + (["from minigpt import experiments as E"] if experiments else [])
     lines += ["from minigpt import plots", "from minigpt.config import default_preset_name", ""]
     lines += textwrap.dedent('''
         PRESET = default_preset_name()  # gpu-small when CUDA is available, else cpu-tiny
@@ -41,10 +47,6 @@ def setup(*stdlib: str, experiments: bool = True) -> nbformat.NotebookNode:
         # On a CPU, cpu-tiny is narrowed (d=64, T=64, batch 8) so that the notebook runs in about a minute on two
         # cores. On a GPU the preset runs as is; runs are short, so torch.compile would cost more than it saves.
         SCALE = dict(compile=False) if ON_GPU else dict(n_embd=64, block_size=64, batch_size=8, eval_batches=4)
-        if not ON_GPU:
-            # Models this small gain little from a second thread, and one thread never fights other processes
-            # for the cores (OpenMP threads that do can make a step ten times slower).
-            torch.set_num_threads(1)
         print(f"preset {PRESET}, overrides {SCALE}, {torch.get_num_threads()} CPU thread(s)")
     ''').strip().splitlines()
     return new_code_cell("\n".join(lines))

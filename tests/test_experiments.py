@@ -289,9 +289,13 @@ def test_norm_time_share_without_norms_is_zero():
 
 def test_make_figures_quick(tmp_path):
     paths = E.make_figures(tmp_path, PRESET, progress=False, quick=True)
-    assert set(paths) == {"grad_norms", "race", "lr_stability", "hypersphere"}
-    for p in paths.values():
-        assert p.exists() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(paths) == {"grad_norms", "race", "lr_stability", "hypersphere", "numbers"}
+    for key, p in paths.items():
+        if key != "numbers":
+            assert p.exists() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    numbers = paths["numbers"].read_text()
+    for section in ("grad_norms.png", "lr_stability.png", "race.png", "hypersphere.png", "LR at divergence"):
+        assert section in numbers
 
 
 def test_block_schematics():
