@@ -617,9 +617,10 @@ class Playground:
             current = run is self.current
             (train_line,) = ax_loss.plot([], [], color=color, lw=1.6 if current else 1.2, alpha=0.9)
             (val_line,) = ax_loss.plot([], [], color=color, ls="none", marker="o", ms=6, mec="white", mew=0.8)
-            (div_mark,) = ax_loss.plot([], [], color=color, marker="X", ms=14, mec="black", ls="none", zorder=5)
+            # The divergence mark and its (short, so it ends left of the legend) label sit in front of the curves.
+            (div_mark,) = ax_loss.plot([], [], color=color, marker="X", ms=14, mec="black", ls="none", zorder=6)
             div_text = ax_loss.annotate("", (0, 0), xytext=(-8, -18), textcoords="offset points", ha="right",
-                                        color=color, fontsize=10, fontweight="bold")
+                                        color=color, fontsize=10, fontweight="bold", zorder=6)
             artists = dict(train=train_line, val=val_line, div=div_mark, div_text=div_text, run=run)
             self._set_loss_artists(artists)
             state = " (running)" if current else (f" — DIVERGED at {run.diverged_step}" if run.diverged else "")
@@ -681,10 +682,8 @@ class Playground:
             shown = run.diverged_loss if run.diverged_loss is not None and math.isfinite(run.diverged_loss) else top
             y = min(shown, top)
             a["div"].set_data([run.diverged_step], [y])
-            loss = run.diverged_loss
-            what = f"{loss:.3g}" if loss is not None and math.isfinite(loss) else "non-finite"
             left = run.diverged_step < 0.5 * ax.get_xlim()[1]  # keep the text inside the axes
-            a["div_text"].set_text(f"diverged at step {run.diverged_step} (loss {what})")
+            a["div_text"].set_text(f"diverged at step {run.diverged_step}")  # the loss is in the status line
             a["div_text"].xy = (run.diverged_step, y)
             a["div_text"].set_ha("left" if left else "right")
             a["div_text"].set_position((10 if left else -10, -16))

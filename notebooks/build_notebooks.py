@@ -32,7 +32,7 @@ def code(text: str) -> nbformat.NotebookNode:
 def setup(*stdlib: str, experiments: bool = True) -> nbformat.NotebookNode:
     """The first code cell: the OpenMP wait policy, imports, then the preset (gpu-small on CUDA, else cpu-tiny)
     and the CPU scale."""
-    lines = ["%matplotlib inline", "import os"] + [f"import {m}" for m in stdlib] + [""]
+    lines = ["%matplotlib inline"] + [f"import {m}" for m in sorted({"os", *stdlib})] + [""]
     lines += textwrap.dedent('''
         # Before torch loads OpenMP: waiting threads sleep instead of spinning. With one other busy process on a
         # 2-core machine, spinning made training 2.5x slower than on the idle machine, sleeping 1.5x; on an idle

@@ -123,3 +123,27 @@ def test_live_redraw_starts_once_displayed():
     assert not pg.is_live  # a headless script pays for no frames
     bundle = pg._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and pg.is_live
+
+
+def test_default_playground_on_cpu_trains_cpu_tiny_at_batch_4(monkeypatch):
+    """`Playground()` (what notebook 04 builds) adds CPU_DEFAULTS to cpu-tiny; a named preset is used as is."""
+    import minigpt.widgets as widgets
+
+    if widgets.default_preset_name() != "cpu-tiny":
+        pytest.skip("the CPU default applies where cpu-tiny is the default preset")
+    seen = []
+
+    def spy(model_cfg, train_cfg, **kwargs):
+        seen.append((model_cfg, train_cfg))
+        return real_train(model_cfg, train_cfg, **kwargs)
+
+    real_train = widgets.train
+    monkeypatch.setattr(widgets, "train", spy)
+    pg = Playground(background=False, live=False)
+    run = pg.run("pre_ln", steps=2)
+    model_cfg, train_cfg = seen[-1]
+    assert train_cfg.batch_size == 4 == widgets.CPU_DEFAULTS["cpu-tiny"]["batch_size"]
+    assert (model_cfg.n_layer, model_cfg.n_embd, model_cfg.block_size) == (4, 128, 128)  # cpu-tiny's shape
+    assert len(run.losses) == 2
+    assert Playground("cpu-tiny", background=False, live=False).overrides == {}
+    assert Playground(background=False, live=False, batch_size=2).overrides == {"batch_size": 2}

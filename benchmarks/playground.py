@@ -1,0 +1,54 @@
+"""Wall-clock of the playground's default run (issue #5: "on CPU a default run finishes in <= 20 s").
+
+    python benchmarks/playground.py [--repeats 3] [--threads N] [--live]
+
+Builds `Playground()` exactly as notebook 04 does (gpu-small on CUDA; on a CPU, cpu-tiny with the playground's
+CPU_DEFAULTS), with the same OpenMP wait policy, and times `run()` with every control at its default: pre-LN,
+150 steps, the swept LR, no warmup. `--live` also redraws the figure during the run as the widget does once it
+is displayed (frames are rendered to an Agg canvas: what a browser adds on top is not counted). Prints JSON.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP, as in the notebooks
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+
+from minigpt.widgets import Playground  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=3, help="default runs to time (default 3)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    p.add_argument("--live", action="store_true", help="redraw the figure during the run, as the widget does")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    pg = Playground(live=args.live)
+    seconds, summaries = [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        run = pg.run()  # every argument from the controls' defaults, as the Train button does
+        seconds.append(round(time.perf_counter() - t0, 2))
+        summaries.append(run.summary())
+    print(json.dumps({
+        "preset": pg.preset_name, "overrides": pg.overrides, "steps": pg.steps.value, "live": args.live,
+        "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "seconds": seconds, "median_s": statistics.median(seconds), "target_s": 20,
+        "runs": summaries,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
