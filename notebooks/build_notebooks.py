@@ -535,7 +535,7 @@ NB03 = [
     '''),
     md(r'''
     Averaged over layers and heads, nGPT's $W_q W_k^\top$ are better conditioned than pre-LN's (in our CPU
-    run by 5x with LERP and 20x with SLERP), which is the paper's observation and what we assert. It is
+    run by 8x with LERP and 30x with SLERP), which is the paper's observation and what we assert. It is
     not a clean reproduction layer by layer (one of nGPT's layers was worse than pre-LN's), and the
     embedding covariance shows no consistent difference (LERP's worse, SLERP's better than pre-LN's in our
     run: a char-level vocabulary of 84 tokens on a 64-dimensional sphere, trained for seconds), so we
@@ -591,10 +591,10 @@ NB03 = [
     assert all(g < s for g, s in zip(gap["attn_gap"] + gap["mlp_gap"], steps, strict=True))
     '''),
     md(r'''
-    The gap is a sizable fraction of the step (a fifth to a third in our run; the closed form predicted
+    The gap is a sizable fraction of the step (a sixth to a third in our run; the closed form predicted
     that order: at $\theta = 90°$ SLERP turns 1.5 times as far as LERP), yet the two models reach similar
     losses: LERP is SLERP with a smaller effective
-    $\alpha$, and $\alpha$ is learned. SLERP costs an `arccos` and two `sin` per token and sublayer; the
+    $\alpha$, and $\alpha$ is learned. SLERP costs an `arccos` per token and two `sin` per element, per sublayer; the
     ms/step above say what that costs here. This is why the paper uses LERP in practice.
     '''),
 ]
@@ -786,12 +786,12 @@ NB06 = [
     **What this shows at this scale.** The norms' share of the time is many times their share of the
     FLOPs, the memory-bound behaviour behind the lecture notes' figure (ours is a CPU and a tiny model,
     so the exact 25% does not transfer). RMSNorm is *not* faster than LayerNorm here: PyTorch's CPU
-    LayerNorm has one fused kernel forward and backward, while RMSNorm's backward runs as a chain of
-    generic element-wise ops (in isolation, about twice LayerNorm's time); on GPUs with fused kernels for
-    both, RMSNorm's saving (no mean, no bias) is what shows.
+    LayerNorm has one fused kernel forward and backward, while RMSNorm runs as a chain of generic
+    element-wise ops (forward + backward in isolation, about three times LayerNorm's time on this CPU);
+    on GPUs with fused kernels for both, RMSNorm's saving (no mean, no bias) is what shows.
 
     One ingredient stands out in the loss: learned absolute positions instead of RoPE cost about 0.2 nats
-    in our CPU run, ten times the seed-to-seed difference. The other differences are within about twice
+    in our CPU run, about eight times the seed-to-seed difference. The other differences are within about twice
     that yardstick at a 150-step budget, so we draw no conclusion from them; these ingredients were chosen
     for their behaviour at scale (stability at high LR, KV-cache size, long context), which a minute of CPU
     training cannot show.
