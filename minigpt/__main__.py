@@ -295,11 +295,25 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     return parser, {"train": p_train, "compare": p_cmp, "sample": p_sample, "figures": p_fig}
 
 
+def _is_negative_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return tok.startswith("-")
+
+
 def _normalize_argv(argv: Sequence[str]) -> list[str]:
-    """Accept `--on-nan` for `--on_nan` (options are defined with underscores, like the fields)."""
+    """Accept `--on-nan` for `--on_nan` (options are defined with underscores, like the fields), and
+    `--lr -1e-3` for `--lr=-1e-3`: argparse takes `-1e-3` for an option (only `-2` or `-.5` look like
+    numbers to it), which would hide the real problem (a negative LR) behind "expected one argument"."""
     out: list[str] = []
     rest = False
     for tok in argv:
+        option = bool(out) and out[-1].startswith("--") and out[-1] != "--" and "=" not in out[-1]
+        if not rest and option and _is_negative_number(tok):
+            out[-1] += "=" + tok
+            continue
         if rest or not tok.startswith("--") or tok == "--":
             rest = rest or tok == "--"
             out.append(tok)

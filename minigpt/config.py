@@ -47,6 +47,14 @@ def _positive(name: str, value: float, allow_zero: bool = False) -> None:
         raise ConfigError(f"{name}={value!r} is not valid; it must be a finite number {bound}")
 
 
+def _fraction(name: str, value: Any, *, include_one: bool = False) -> None:
+    """A number in [0, 1) (or [0, 1]). Checked here, type included, so that a string from a hand-written
+    dict fails with a message naming the field rather than a TypeError from the comparison."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not (number and (0.0 <= value <= 1.0 if include_one else 0.0 <= value < 1.0)):
+        raise ConfigError(f"{name}={value!r} is not valid; it must be in [0, 1{']' if include_one else ')'}")
+
+
 def _integer(name: str, value: Any, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name}={value!r} is not valid; it must be an integer >= {minimum}")
@@ -123,8 +131,7 @@ class ModelConfig:
         _positive("z_loss", self.z_loss, allow_zero=True)
         _positive("logit_softcap", self.logit_softcap, allow_zero=True)
         _positive("init_std", self.init_std)
-        if isinstance(self.dropout, bool) or not (0.0 <= self.dropout < 1.0):
-            raise ConfigError(f"dropout={self.dropout!r} is not valid; it must be in [0, 1)")
+        _fraction("dropout", self.dropout)
         for name in ("ngpt_alpha_init", "ngpt_sqk_init", "ngpt_suv_init", "ngpt_sz_init", "ngpt_suv_scale"):
             _positive(name, getattr(self, name))
         for name in ("ngpt_alpha_scale", "ngpt_sqk_scale", "ngpt_sz_scale"):
@@ -201,11 +208,9 @@ class TrainConfig:
         _positive("lr", self.lr)
         _positive("weight_decay", self.weight_decay, allow_zero=True)
         _positive("grad_clip", self.grad_clip, allow_zero=True)
-        if not (0.0 <= self.min_lr_ratio <= 1.0):
-            raise ConfigError(f"min_lr_ratio={self.min_lr_ratio!r} is not valid; it must be in [0, 1]")
-        for name in ("beta1", "beta2"):
-            if not (0.0 <= getattr(self, name) < 1.0):
-                raise ConfigError(f"{name}={getattr(self, name)!r} is not valid; it must be in [0, 1)")
+        _fraction("min_lr_ratio", self.min_lr_ratio, include_one=True)
+        _fraction("beta1", self.beta1)
+        _fraction("beta2", self.beta2)
         _choice("tokenizer", self.tokenizer, TOKENIZERS)
         _choice("device", self.device, DEVICES)
         _choice("dtype", self.dtype, DTYPES)

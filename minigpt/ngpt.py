@@ -43,15 +43,23 @@ from .layers import MLP, CausalSelfAttention, GPTBase, l2_normalize
 
 class ScaledParam(nn.Module):
     """A learnable vector stored as `raw` (initialised to `scale`) and used as raw · (init / scale), Sec. 2.5.
-    Calling it returns the effective value (for diagnostics: `block.alpha_attn()`, `model.s_z()`)."""
+    Calling it returns the effective value (for diagnostics: `block.alpha_attn()`, `model.s_z()`).
 
-    def __init__(self, dim: int, init: float, scale: float | None) -> None:
+    `scale` is given explicitly: the default of the config's `ngpt_*_scale` fields is 1/√d_model whatever the
+    vector's own length (s_z has vocab_size entries, s_u and s_ν mlp_hidden), see `_scale`."""
+
+    def __init__(self, dim: int, init: float, scale: float) -> None:
         super().__init__()
-        self.init, self.scale = init, (1.0 / math.sqrt(dim) if scale is None else scale)
+        self.init, self.scale = init, float(scale)
         self.raw = nn.Parameter(torch.full((dim,), self.scale))
 
     def forward(self) -> Tensor:
         return self.raw * (self.init / self.scale)
+
+
+def _scale(value: float | None, config: ModelConfig) -> float:
+    """A config `ngpt_*_scale`: None -> the reference's base_scale 1/√d_model (never 1/√len(vector))."""
+    return 1.0 / math.sqrt(config.n_embd) if value is None else value
 
 
 def lerp_update(h: Tensor, target: Tensor, alpha: Tensor) -> Tensor:
@@ -93,7 +101,7 @@ class Attention(CausalSelfAttention):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        self.s_qk = ScaledParam(config.n_embd, config.ngpt_sqk_init, config.ngpt_sqk_scale)
+        self.s_qk = ScaledParam(config.n_embd, config.ngpt_sqk_init, _scale(config.ngpt_sqk_scale, config))
         self.softmax_scale = math.sqrt(self.head_dim)
 
     def transform_qk(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
@@ -109,8 +117,8 @@ class NormalizedMLP(MLP):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        self.s_u = ScaledParam(config.mlp_hidden, config.ngpt_suv_init, config.ngpt_suv_scale)
-        self.s_nu = ScaledParam(config.mlp_hidden, config.ngpt_suv_init, config.ngpt_suv_scale)
+        self.s_u = ScaledParam(config.mlp_hidden, config.ngpt_suv_init, _scale(config.ngpt_suv_scale, config))
+        self.s_nu = ScaledParam(config.mlp_hidden, config.ngpt_suv_init, _scale(config.ngpt_suv_scale, config))
         self.sqrt_d = math.sqrt(config.n_embd)
 
     def forward(self, h: Tensor) -> Tensor:
@@ -127,9 +135,9 @@ class Block(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.attn = Attention(config)
-        self.alpha_attn = ScaledParam(config.n_embd, config.ngpt_alpha_init, config.ngpt_alpha_scale)
+        self.alpha_attn = ScaledParam(config.n_embd, config.ngpt_alpha_init, _scale(config.ngpt_alpha_scale, config))
         self.mlp = NormalizedMLP(config)
-        self.alpha_mlp = ScaledParam(config.n_embd, config.ngpt_alpha_init, config.ngpt_alpha_scale)
+        self.alpha_mlp = ScaledParam(config.n_embd, config.ngpt_alpha_init, _scale(config.ngpt_alpha_scale, config))
         self.update = slerp if config.ngpt_update == "slerp" else lerp_update
 
     def forward(self, h: Tensor) -> Tensor:
@@ -160,7 +168,7 @@ class GPT(GPTBase):
         inner = dataclasses.replace(config, bias=False, qk_norm=False, mlp="swiglu", tie_embeddings=False)
         super().__init__(inner)
         self.config = config
-        self.s_z = ScaledParam(config.vocab_size, config.ngpt_sz_init, config.ngpt_sz_scale)
+        self.s_z = ScaledParam(config.vocab_size, config.ngpt_sz_init, _scale(config.ngpt_sz_scale, config))
         # (module, dim): normalize module.weight along `dim`, its d_model side. nn.Linear.weight is (out, in):
         # inputs of size d_model -> dim 1 (rows); outputs of size d_model (W_o) -> dim 0.
         self._sphere: list[tuple[nn.Module, int]] = [(self.wte, 1), (self.lm_head, 1)]

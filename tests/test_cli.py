@@ -7,6 +7,7 @@ Subprocess tests run `python -m minigpt` as a user would (with one torch thread:
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -135,10 +136,41 @@ def test_stop_resume_and_refuse_overwrite(tmp_path, capsys):
     assert rc == 2 and "n_layer: 1 in checkpoint vs 2 now" in err  # CheckpointError
 
 
+def test_exact_resume_via_the_cli_is_bitwise(tmp_path, capsys):
+    """`train --steps 40 --out A` vs `train --steps 40 --stop_at 20 --out B` then the same command with
+    `--resume`: the same losses, weights and optimizer state, bit for bit (dropout, grad accumulation,
+    warmup and a checkpoint interval that does not divide 20 exercise every restored state)."""
+    common = ["train", "--steps", "40", *TINY, *QUIET, "--dropout", "0.1", "--grad_accum", "2",
+              "--warmup_steps", "5", "--eval_interval", "10", "--checkpoint_interval", "15"]
+    a, b = tmp_path / "straight", tmp_path / "halves"
+    assert run_main(capsys, *common, "--out", str(a))[0] == 0
+    rc, stdout, _ = run_main(capsys, *common, "--out", str(b), "--stop_at", "20")
+    assert rc == 0 and "step 20/40" in stdout and load_checkpoint(b / CHECKPOINT_FILE)["step"] == 20
+    rc, stdout, _ = run_main(capsys, *common, "--out", str(b), "--resume")
+    assert rc == 0 and "step 40/40" in stdout
+
+    def metrics(run_dir: Path) -> list[dict]:
+        return [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+
+    ma, mb = metrics(a), metrics(b)
+    assert [r["step"] for r in mb] == list(range(1, 41))
+    assert [r["loss"] for r in ma] == [r["loss"] for r in mb]  # JSON floats round-trip exactly
+    assert [r.get("val_loss") for r in ma] == [r.get("val_loss") for r in mb]
+    ca, cb = load_checkpoint(a / CHECKPOINT_FILE), load_checkpoint(b / CHECKPOINT_FILE)
+    assert ca["step"] == cb["step"] == 40
+    assert ca["model"].keys() == cb["model"].keys()
+    assert all(torch.equal(ca["model"][k], cb["model"][k]) for k in ca["model"])
+    sa, sb = ca["optimizer"]["state"], cb["optimizer"]["state"]
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
+    assert torch.equal(ca["rng"]["torch"], cb["rng"]["torch"]) and torch.equal(ca["rng"]["batch"], cb["rng"]["batch"])
+
+
 def test_diverged_run_exits_1_with_the_step(tmp_path, capsys):
     rc, _, err = run_main(capsys, "train", "--steps", "30", *TINY, *QUIET, "--lr", "50", "--grad_clip", "0",
                           "--out", str(tmp_path / "run"))
-    assert rc == 1 and "diverged at step" in err and "lr" in err
+    assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "diverged at step" in err and ": loss " in err and " at lr " in err and "checkpoint" in err
 
 
 def test_ctrl_c_saves_and_exits_130(tmp_path):
@@ -181,6 +213,17 @@ def test_ctrl_c_saves_and_exits_130(tmp_path):
         (["train", "--n_embd", "30", "--n_head", "4"], "n_embd=30 is not divisible by n_head=4"),
         (["train", "--preset", "cpu-huge"], "preset='cpu-huge'"),
         (["compare", "--variants", "pre_ln", "gpt5"], "unknown compare run(s) gpt5"),
+        (["train", "--n_layers", "3"], "unknown option --n_layers; did you mean --n_layer?"),
+        (["train", "--lerning_rate", "1e-3"], "unknown option --lerning_rate"),
+        (["train", "--mlp", "relu"], "mlp='relu' is not valid; choose one of gelu, swiglu"),
+        (["train", "--tokenizer", "bpe"], "tokenizer='bpe' is not valid; choose one of char, gpt2"),
+        (["train", "--on-nan", "ignore"], "on_nan='ignore' is not valid; choose one of stop, skip"),
+        (["train", "--n_head", "4", "--n_kv_head", "3"], "n_head=4 is not divisible by n_kv_head=3"),
+        (["train", "--n_embd", "12", "--n_head", "4"], "head dimension n_embd/n_head = 3 is odd"),
+        (["train", "--steps", "0"], "steps=0 is not valid"),
+        (["train", "--batch_size", "-2"], "batch_size=-2 is not valid"),
+        (["train", "--lr", "-1e-3"], "lr=-0.001 is not valid"),
+        (["train", "--lr", "nan"], "lr=nan is not valid"),
         (["train", "--resume"], "--resume needs --out"),
         (["sample", "--checkpoint", "no/such/ckpt.pt"], "checkpoint no/such/ckpt.pt does not exist"),
         ([], "required: COMMAND"),
@@ -192,6 +235,73 @@ def test_bad_input_is_one_line_and_exit_2(args, expected, capsys, tmp_path, monk
     assert rc == 2
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert expected in err
+
+
+def _damaged_ranks() -> bytes:
+    ranks = bytearray((REPO / "data" / "gpt2.tiktoken").read_bytes())
+    ranks[1000] ^= 1
+    return bytes(ranks)
+
+
+@pytest.mark.parametrize(
+    "files, args, expected",
+    [
+        ({}, [], "could not find shakespeare.txt; looked in: {data}"),
+        ({"shakespeare.txt": b""}, [], "corpus {data}/shakespeare.txt is empty"),
+        ({"shakespeare.txt": b"to be or not\n" * 4}, [],
+         "the val split has 6 tokens (of 52 in the corpus, val_fraction=0.1) but block_size=32 needs at least 33"),
+        ({"shakespeare.txt": b"to be or not\n"}, ["--tokenizer", "gpt2"], "could not find gpt2.tiktoken"),
+        ({"shakespeare.txt": b"to be or not\n", "gpt2.tiktoken": "damaged"}, ["--tokenizer", "gpt2"],
+         "GPT-2 BPE ranks {data}/gpt2.tiktoken have the wrong sha256"),
+    ],
+)
+def test_bad_data_is_one_line_and_exit_2(files, args, expected, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, content in files.items():
+        (data / name).write_bytes(_damaged_ranks() if content == "damaged" else content)
+    rc, _, err = run_main(capsys, "train", "--steps", "2", *TINY, *QUIET, *args, "--data_dir", str(data),
+                          "--out", str(tmp_path / "run"))
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert expected.format(data=data) in err
+    assert not (tmp_path / "run").exists()  # bad input is found before anything is written
+
+
+def test_bad_checkpoints_are_one_line_and_exit_2(tmp_path, capsys):
+    """Resume or sample a checkpoint that is corrupt, does not fit, or carries a malicious pickle: exit 2,
+    one line naming the file and the problem, and the pickle's code never runs."""
+    out = tmp_path / "run"
+    args = ["train", "--steps", "2", *TINY, *QUIET, "--out", str(out)]
+    assert run_main(capsys, *args)[0] == 0
+    ckpt_path = out / CHECKPOINT_FILE
+    good = ckpt_path.read_bytes()
+
+    ckpt_path.write_bytes(good[: len(good) // 3])
+    rc, _, err = run_main(capsys, *args, "--resume")
+    assert rc == 2 and err.count("\n") == 1 and f"checkpoint {ckpt_path} is truncated or corrupt" in err
+
+    ckpt = torch.load(io.BytesIO(good), weights_only=True)
+    ckpt["model"]["lm_head.weight"] = ckpt["model"]["lm_head.weight"][:, :8].clone()
+    torch.save(ckpt, ckpt_path)
+    rc, _, err = run_main(capsys, "sample", "--checkpoint", str(ckpt_path))
+    assert rc == 2 and err.count("\n") == 1 and "does not fit this model: shape mismatch: lm_head.weight" in err
+
+    marker = tmp_path / "pwned.txt"
+    torch.save({**ckpt, "payload": _Evil(str(marker))}, ckpt_path)
+    for argv in (["sample", "--checkpoint", str(ckpt_path)], [*args, "--resume"]):
+        rc, _, err = run_main(capsys, *argv)
+        assert rc == 2 and err.count("\n") == 1 and "refused by the safe loader" in err
+    assert not marker.exists()
+
+
+class _Evil:
+    """Unpickling this would run code: write a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "pwned"))
 
 
 def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):

@@ -28,6 +28,13 @@ def test_unknown_train_choice_lists_valid_names(field, value, allowed):
         TrainConfig(**{field: value})
 
 
+def test_unknown_preset_lists_valid_names():
+    with pytest.raises(ConfigError, match="preset='cpu-huge' is not valid; choose one of " + ", ".join(PRESETS)):
+        get_preset("cpu-huge")
+    with pytest.raises(ConfigError, match="variant='bogus'.*post_ln, pre_ln, normformer, ngpt"):
+        get_preset("cpu-tiny").configs("bogus")
+
+
 def test_close_names_are_suggested():
     with pytest.raises(ConfigError, match="did you mean 'pre_ln'"):
         ModelConfig(variant="pre-ln")
@@ -43,10 +50,16 @@ def test_close_names_are_suggested():
     (dict(n_embd=12, n_head=4, position="rope"), "head dimension .* = 3 is odd"),
     (dict(n_embd=12, n_head=4, variant="ngpt"), "implied by variant=ngpt"),
     (dict(n_layer=0), "n_layer=0 .* integer >= 1"),
+    (dict(n_embd=0), "n_embd=0 .* integer >= 1"),
+    (dict(n_head=0), "n_head=0 .* integer >= 1"),
+    (dict(n_kv_head=0), "n_kv_head=0 .* integer >= 1"),
+    (dict(vocab_size=-1), "vocab_size=-1 .* integer >= 1"),
     (dict(block_size=-8), "block_size=-8"),
     (dict(vocab_size=2.5), "vocab_size=2.5"),
     (dict(dropout=1.0), r"dropout=1.0 .* \[0, 1\)"),
     (dict(dropout=-0.1), "dropout=-0.1"),
+    (dict(dropout="0.1"), r"dropout='0.1' .* \[0, 1\)"),  # a string from a hand-written dict: not a TypeError
+    (dict(dropout=float("nan")), "dropout=nan"),
     (dict(z_loss=-1e-4), "z_loss"),
     (dict(ngpt_alpha_init=0.0), "ngpt_alpha_init=0.0"),
 ])
@@ -59,6 +72,10 @@ def test_invalid_model_shapes(kwargs, match):
     (dict(steps=0), "steps=0"), (dict(batch_size=-1), "batch_size=-1"), (dict(lr=0.0), "lr=0.0"),
     (dict(lr=float("nan")), "lr=nan"), (dict(warmup_steps=-1), "warmup_steps=-1"),
     (dict(beta2=1.0), "beta2=1.0"), (dict(min_lr_ratio=2.0), "min_lr_ratio=2.0"),
+    (dict(steps=-5), "steps=-5 .* integer >= 1"), (dict(batch_size=0), "batch_size=0 .* integer >= 1"),
+    (dict(grad_accum=0), "grad_accum=0"), (dict(steps=2.5), "steps=2.5"),
+    (dict(lr=-1e-3), r"lr=-0.001 .* finite number > 0"), (dict(lr=float("inf")), "lr=inf"),
+    (dict(min_lr_ratio="0.1"), r"min_lr_ratio='0.1' .* \[0, 1\]"), (dict(beta1=None), "beta1=None"),
 ])
 def test_invalid_train_values(kwargs, match):
     with pytest.raises(ConfigError, match=match):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -113,6 +114,32 @@ def test_empty_corpus_raises(tmp_path, text):
     write_corpus(tmp_path, text)
     with pytest.raises(DataError, match=r"shakespeare\.txt is empty"):
         load_corpus(tmp_path)
+
+
+def _unreadable(monkeypatch, path: Path) -> None:
+    """Make `path` fail to read as an unreadable file does (chmod 000 does not stop root, so patch)."""
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+
+
+def test_unreadable_corpus_raises(tmp_path, monkeypatch):
+    write_corpus(tmp_path, "to be or not to be\n")
+    _unreadable(monkeypatch, tmp_path / "shakespeare.txt")
+    with pytest.raises(DataError, match=r"cannot read corpus .*shakespeare\.txt: .*Permission denied"):
+        load_corpus(tmp_path)
+
+
+def test_unreadable_gpt2_ranks_raise(tmp_path, monkeypatch):
+    (tmp_path / "gpt2.tiktoken").write_bytes((REPO_DATA / "gpt2.tiktoken").read_bytes())
+    _unreadable(monkeypatch, tmp_path / "gpt2.tiktoken")
+    with pytest.raises(DataError, match=r"cannot read the GPT-2 BPE ranks .*gpt2\.tiktoken: .*Permission denied"):
+        GPT2Tokenizer(tmp_path)
 
 
 def test_corpus_not_utf8_raises(tmp_path):
@@ -461,3 +488,54 @@ def test_load_data_gpt2(monkeypatch, cache_dir, compact_tokens, gpt2_tokens, com
     assert tok.vocab_size == vocab
     assert len(batches.train) + len(batches.val) == N_GPT2_TOKENS
     assert np.array_equal(batches.val, (compact_tokens if compact else gpt2_tokens)[len(batches.train) :])
+
+
+# ------------------------------------------------------------------------------- data folder, end to end
+
+
+def test_load_data_honours_train_config_data_dir(monkeypatch, tmp_path):
+    """TrainConfig.data_dir (the CLI's --data_dir) is where load_data reads the corpus, and it wins over
+    $MINIGPT_DATA_DIR; a folder without the GPT-2 ranks fails naming that folder, never falling back."""
+    mine = write_corpus(tmp_path / "mine", "abcd\n" * 200)
+    monkeypatch.setenv(D.DATA_DIR_ENV, str(REPO_DATA))
+    monkeypatch.setenv(D.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    tok, batches = load_data(TrainConfig(tokenizer="char", data_dir=str(mine)), block_size=8)
+    assert tok.vocab_size == 5 and tok.chars == "\nabcd"
+    assert len(batches.train) + len(batches.val) == 1000
+    with pytest.raises(DataError, match=r"could not find gpt2\.tiktoken.*data_dir=.*mine"):
+        load_data(TrainConfig(tokenizer="gpt2", data_dir=str(mine)), block_size=8)
+
+
+def test_wheel_layout_finds_the_packaged_data(tmp_path):
+    """An installed package has no <repo>/data next to it: the wheel carries data/ as minigpt/_data
+    (pyproject's force-include), and resolve_data_dir must find it there, with the cache outside the
+    package. Simulated with a copy of the package in a fresh interpreter."""
+    import shutil
+    import subprocess
+    import sys
+
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((REPO_DATA.parent / "pyproject.toml").read_text())
+    force = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert force == {"data": "minigpt/_data"}
+    assert D._DEFAULT_DATA_DIRS == (REPO_DATA, Path(D.__file__).resolve().parent / "_data")
+
+    site = tmp_path / "site-packages"
+    shutil.copytree(Path(D.__file__).resolve().parent, site / "minigpt",
+                    ignore=shutil.ignore_patterns("__pycache__", "_data"))
+    (site / "minigpt" / "_data").mkdir()
+    for name in ("shakespeare.txt", "gpt2.tiktoken", "README.md"):
+        (site / "minigpt" / "_data" / name).symlink_to(REPO_DATA / name)
+    env = {k: v for k, v in os.environ.items()
+           if k not in (D.DATA_DIR_ENV, D.CACHE_DIR_ENV, "PYTHONPATH")}
+    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "xdg"), OMP_NUM_THREADS="1")
+    code = ("import json, minigpt.data as d; print(json.dumps([d.__file__, str(d.resolve_data_dir()), "
+            "str(d.default_cache_dir()), len(d.load_corpus()), d.GPT2Tokenizer().encode('Hello world')]))")
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    module, data_dir, cache, n_chars, ids = json.loads(p.stdout.strip().splitlines()[-1])
+    assert Path(module).parent == site / "minigpt"  # the copy, not the repository
+    assert Path(data_dir) == site / "minigpt" / "_data"
+    assert Path(cache) == tmp_path / "xdg" / "minigpt"  # never inside site-packages
+    assert n_chars == 5_056_502 and ids == [15496, 995]

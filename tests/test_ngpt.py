@@ -87,8 +87,16 @@ def test_param_groups_no_weight_decay():
 
 
 def test_matrices_unit_norm_at_init():
-    for name, w, dim in sphere_matrices(make()):
+    model = make()
+    for name, w, dim in sphere_matrices(model):
         assert norm_error(w, dim) < 1e-5, name
+    # the list is complete: every matrix of the model is on it (and every other parameter is a 1-D scale)
+    listed = {id(w) for _, w, _ in sphere_matrices(model)}
+    assert {id(p) for p in model.parameters() if p.dim() >= 2} == listed
+    assert all(p.dim() == 1 for p in model.parameters() if id(p) not in listed)
+    # the init is N(0, 1/d_model) then normalized: the directions are random, not a structured matrix
+    cos = l2_normalize(model.wte.weight.detach()) @ l2_normalize(model.wte.weight.detach()).T
+    assert cos.fill_diagonal_(0).abs().max() < 0.9
 
 
 def test_after_optimizer_step_renormalizes():
@@ -206,9 +214,14 @@ def test_attention_geometry(n_kv_head):
 
 
 def test_scaled_parameters():
-    model = make()
+    """Defaults of DESIGN.md §3: every default scale is 1/√d_model (the reference's base_scale), whatever the
+    vector's own length: s_z has vocab_size entries and still gets 1/√d_model, not 1/√V (vocab_size = 84 ≠ D
+    here, so the two cannot coincide)."""
+    model = make(vocab_size=84)
     b = model.blocks[0]
     r = 1 / math.sqrt(D)
+    assert model.s_z.raw.shape == (84,) and b.mlp.s_u.raw.shape == b.mlp.s_nu.raw.shape == (128,)  # 8/3·32 -> 128
+    assert b.attn.s_qk.raw.shape == b.alpha_attn.raw.shape == b.alpha_mlp.raw.shape == (D,)
     for sp, init, scale in [(b.alpha_attn, 0.05, r), (b.alpha_mlp, 0.05, r), (b.attn.s_qk, 1.0, r),
                             (b.mlp.s_u, 1.0, 1.0), (b.mlp.s_nu, 1.0, 1.0), (model.s_z, 1.0, r)]:
         assert torch.allclose(sp(), torch.full_like(sp.raw, init))

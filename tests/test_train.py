@@ -212,6 +212,26 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(data, tmp_path):
     assert resumed.losses == straight.losses
 
 
+def test_sigint_finishes_the_step_saves_and_resumes_exactly(data, tmp_path):
+    """A real SIGINT (what Ctrl-C sends) during step 7 does not tear the step apart: the guard lets step 7
+    finish, the loop saves its checkpoint and raises TrainingInterrupted; resuming gives the straight run."""
+    import signal
+
+    straight = run(data, **RESUME_KW)
+
+    def ctrl_c(model, step, loss):
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted) as exc:
+        run(data, out=tmp_path, hooks=[ctrl_c], **RESUME_KW)
+    assert exc.value.result.step == 7 and exc.value.result.checkpoint_step == 7
+    assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["step"] == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    resumed = run(data, out=tmp_path, resume=True, **RESUME_KW)
+    assert resumed.losses == straight.losses
+
+
 def test_resume_refuses_another_config(data, tmp_path):
     run(data, out=tmp_path, steps=3)
     with pytest.raises(CheckpointError, match="variant.*pre_ln.*ngpt"):
@@ -249,7 +269,11 @@ def poison_at(step_to_poison: int):
 def test_nan_stop_keeps_the_last_good_checkpoint(data, tmp_path):
     r = run(data, out=tmp_path, steps=30, checkpoint_interval=5, hooks=[poison_at(13)])
     assert r.diverged and r.diverged_step == 13 and r.step == 12
-    assert "step 13" in r.message and "non-finite gradient norm" in r.message and "lr" in r.message
+    assert "step 13" in r.message and "non-finite gradient norm" in r.message
+    last = json.loads((tmp_path / METRICS_FILE).read_text().splitlines()[-1])
+    assert last["step"] == 13 and last["diverged"]  # the stop itself is logged
+    assert f"(loss {last['loss']:.4g})" in r.message  # step 13's own loss ...
+    assert f"at lr {lr_at(13, r.train_config):.3g};" in r.message  # ... and its learning rate
     assert str(tmp_path / CHECKPOINT_FILE) in r.message and "(step 10)" in r.message
     ckpt = load_checkpoint(tmp_path / CHECKPOINT_FILE)
     assert ckpt["step"] == 10
@@ -257,19 +281,31 @@ def test_nan_stop_keeps_the_last_good_checkpoint(data, tmp_path):
     assert all(torch.isfinite(p).all() for p in r.model.parameters())  # the bad update was never applied
 
 
-def test_huge_lr_is_caught_as_divergence(data):
-    r = run(data, steps=30, lr=50.0, grad_clip=0.0)
-    assert r.diverged and r.diverged_step is not None and "diverged at step" in r.message
+def test_huge_lr_is_caught_as_divergence(data, tmp_path):
+    """An exploding (still finite) loss stops the run too, names step, loss and LR, and the checkpoint of
+    the step before it survives: the diverged step writes no checkpoint."""
+    r = run(data, out=tmp_path, steps=30, lr=50.0, grad_clip=0.0, checkpoint_interval=1)
+    s = r.diverged_step
+    assert r.diverged and s is not None and r.step == s - 1
+    assert f"diverged at step {s}: loss " in r.message and "exploded above" in r.message
+    assert f"at lr {lr_at(s, r.train_config):.3g};" in r.message and f"(step {s - 1})" in r.message
+    ckpt = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    assert ckpt["step"] == s - 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    last = json.loads((tmp_path / METRICS_FILE).read_text().splitlines()[-1])
+    assert last["step"] == s and last["diverged"] and "exploded" in last["reason"]
 
 
-def test_nan_skip_continues(data):
+def test_nan_skip_continues(data, tmp_path):
     snapshots = {}
 
     def probe(model, step, loss):  # runs before poison_at: sees the weights each step starts from
         snapshots[step] = model.lm_head.weight.detach().clone()
 
-    r = run(data, steps=20, on_nan="skip", hooks=[probe, poison_at(7)])
+    r = run(data, out=tmp_path, steps=20, on_nan="skip", hooks=[probe, poison_at(7)])
     assert not r.diverged and r.step == 20 and r.skipped_steps == [7] and len(r.losses) == 20
+    records = [json.loads(line) for line in (tmp_path / METRICS_FILE).read_text().splitlines()]
+    assert [rec["step"] for rec in records if rec.get("skipped")] == [7]  # detected, and said so
+    assert "non-finite gradient norm" in records[6]["reason"]
     assert torch.equal(snapshots[7], snapshots[8])  # step 7's update was dropped ...
     assert not torch.equal(snapshots[8], snapshots[9])  # ... and training went on
     assert all(torch.isfinite(p).all() for p in r.model.parameters())
@@ -278,23 +314,67 @@ def test_nan_skip_continues(data):
 # -------------------------------------------------------------------------------------- safe checkpoints
 
 
-def test_failed_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure", [OSError("No space left on device"), KeyboardInterrupt()])
+def test_failed_write_keeps_the_old_checkpoint(tmp_path, monkeypatch, failure):
+    """A write that dies half way (full disk, or Ctrl-C / a kill arriving mid-write) leaves the previous
+    checkpoint byte for byte and no temp file behind."""
     path = tmp_path / CHECKPOINT_FILE
     good = {"format": "minigpt-checkpoint", "weights": torch.arange(1000.0)}
     save_checkpoint(good, path)
     before = path.read_bytes()
     real_save = torch.save
+    beside = []
 
     def dying_save(obj, f, *a, **kw):
+        beside.append(sorted(os.listdir(tmp_path)))  # the temp file being written, next to ckpt.pt
         f.write(b"PK\x03\x04 half a checkpoint")
-        raise OSError("No space left on device")
+        raise failure
 
     monkeypatch.setattr(torch, "save", dying_save)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(type(failure)):
         save_checkpoint({"format": "minigpt-checkpoint", "weights": torch.zeros(1000)}, path)
     monkeypatch.setattr(torch, "save", real_save)
     assert path.read_bytes() == before
+    assert len(beside[0]) == 2 and beside[0][0].endswith(".tmp")  # it was written beside the real one
     assert os.listdir(tmp_path) == [CHECKPOINT_FILE]  # no temp file left behind
+
+
+def test_checkpoint_is_fsynced_then_renamed_into_place(tmp_path, monkeypatch):
+    """The order that makes the write atomic and durable: data to a temp file in the same folder, fsync,
+    then os.replace onto the real name (a rename within one file system is atomic)."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", Path(a), Path(b))),
+                                                     real_replace(a, b))[1])
+    path = tmp_path / CHECKPOINT_FILE
+    save_checkpoint({"format": "minigpt-checkpoint", "w": torch.ones(3)}, path)
+    assert events[0] == "fsync"
+    _, src, dst = events[1]
+    assert dst == path and src.parent == tmp_path and src != path
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(3))
+
+
+def test_a_checkpoint_write_failing_mid_training_keeps_the_previous_one(data, tmp_path, monkeypatch):
+    """The training loop goes through save_checkpoint: when its second checkpoint (step 10) dies mid-write,
+    the run fails loudly and ckpt.pt still holds step 5, which resumes."""
+    real_save, calls = torch.save, []
+
+    def save_then_die(obj, f, *a, **kw):
+        calls.append(obj["step"])
+        if len(calls) == 2:
+            f.write(b"PK\x03\x04 half")
+            raise OSError("No space left on device")
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(torch, "save", save_then_die)
+    with pytest.raises(OSError, match="No space"):
+        run(data, out=tmp_path, steps=20, checkpoint_interval=5)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert calls == [5, 10]
+    assert load_checkpoint(tmp_path / CHECKPOINT_FILE)["step"] == 5
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    assert run(data, out=tmp_path, steps=20, checkpoint_interval=5, resume=True).step == 20
 
 
 def test_corrupt_and_missing_checkpoints_raise_checkpoint_error(data, tmp_path):
@@ -314,6 +394,44 @@ def test_corrupt_and_missing_checkpoints_raise_checkpoint_error(data, tmp_path):
     torch.save({"w": torch.zeros(2)}, not_ours)
     with pytest.raises(CheckpointError, match="not a minigpt checkpoint"):
         load_checkpoint(not_ours)
+
+
+def test_checkpoint_that_does_not_fit_names_the_keys(data, tmp_path):
+    """A checkpoint whose weights do not match its model (renamed, extra or reshaped tensors) is refused
+    with the offending keys and shapes in the message, not a long load_state_dict traceback."""
+    run(data, out=tmp_path, steps=2)
+    ckpt = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    state = ckpt["model"]
+    state["lm_head.weight"] = state["lm_head.weight"][:, :16].clone()
+    state["blocks.0.extra"] = torch.zeros(1)
+    del state["wte.weight"]
+    bad = save_checkpoint(ckpt, tmp_path / "bad" / CHECKPOINT_FILE)
+    with pytest.raises(CheckpointError) as exc:
+        model_from_checkpoint(bad)
+    msg = str(exc.value)
+    assert str(bad) in msg and "does not fit this model" in msg
+    assert "missing keys wte.weight" in msg and "unexpected keys blocks.0.extra" in msg
+    vocab = data[0].vocab_size
+    assert f"lm_head.weight ({vocab}, 16) in checkpoint vs ({vocab}, 32) in model" in msg
+
+
+def test_checkpoint_holds_only_plain_data(data, tmp_path):
+    """Configs, tokenizer and history are stored as JSON-safe data, never pickled objects, so the safe
+    loader (weights_only=True) accepts the file and a tampered one cannot smuggle code in."""
+    run(data, out=tmp_path, steps=2)
+    ckpt = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+
+    def plain(x) -> bool:
+        if isinstance(x, dict):
+            return all(isinstance(k, (str, int)) and plain(v) for k, v in x.items())
+        if isinstance(x, (list, tuple)):
+            return all(plain(v) for v in x)
+        return x is None or isinstance(x, (torch.Tensor, str, int, float, bool))
+
+    assert plain(ckpt)
+    for key in ("model_config", "train_config", "tokenizer", "history"):
+        assert json.loads(json.dumps(ckpt[key])) == ckpt[key], key
+    assert ModelConfig.from_dict(ckpt["model_config"]).variant == "pre_ln"
 
 
 class _Evil:
