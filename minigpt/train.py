@@ -43,6 +43,7 @@ import signal
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -767,6 +768,15 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path |
             raise CheckpointError(f"checkpoint {ckpt_path} has an unusable optimizer/RNG/history: {e}") from e
         start_step = int(ckpt["step"])
         result.checkpoint, result.checkpoint_step = ckpt_path, start_step
+        saved_steps = ckpt["train_config"].get("steps")
+        if saved_steps != train_cfg.steps and dist.is_main:
+            # Allowed (extending a finished run is a real use), but it is not the run the checkpoint was
+            # part of: the cosine schedule is stretched over the new total. Say so rather than let a user
+            # believe `--steps 20` + `--steps 40 --resume` equals 40 straight (use --stop_at for that).
+            warnings.warn(f"resuming {ckpt_path} (trained for steps={saved_steps}) with steps={train_cfg.steps}: "
+                          f"the LR schedule is re-stretched from step {start_step}, so this is not the run a "
+                          f"straight {train_cfg.steps}-step training gives (for that, stop with --stop_at)",
+                          stacklevel=2)
 
     fwd_model = raw_model
     if train_cfg.compile if train_cfg.compile is not None else device.type == "cuda":

@@ -196,6 +196,20 @@ def test_exact_resume_is_bitwise(data, tmp_path):
     assert [json.loads(x)["step"] for x in lines] == list(range(1, 41))  # no step logged twice
 
 
+def test_resume_with_another_step_count_warns_and_extends(data, tmp_path, recwarn):
+    """`--steps 10` then `--steps 14 --resume` is allowed (extending a run) but is not the 14-step run: the
+    user is told, and only then; a resume with the same `steps` is silent."""
+    kw = dict(RESUME_KW, steps=10)
+    run(data, out=tmp_path / "a", **kw)
+    with pytest.warns(UserWarning, match=r"trained for steps=10\) with steps=14.*re-stretched from step 10"):
+        longer = run(data, out=tmp_path / "a", resume=True, **dict(kw, steps=14))
+    assert longer.step == 14 and len(longer.losses) == 14
+    run(data, out=tmp_path / "b", stop_at=5, **kw)
+    recwarn.clear()
+    run(data, out=tmp_path / "b", resume=True, **kw)
+    assert not [w for w in recwarn if "re-stretched" in str(w.message)]
+
+
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(data, tmp_path):
     straight = run(data, **RESUME_KW)
 
