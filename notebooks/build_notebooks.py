@@ -535,11 +535,11 @@ NB03 = [
     '''),
     md(r'''
     Averaged over layers and heads, nGPT's $W_q W_k^\top$ are better conditioned than pre-LN's (in our CPU
-    run by 8x with LERP and 30x with SLERP), which is the paper's observation and what we assert. It is
-    not a clean reproduction layer by layer (one of nGPT's layers was worse than pre-LN's), and the
-    embedding covariance shows no consistent difference (LERP's worse, SLERP's better than pre-LN's in our
-    run: a char-level vocabulary of 84 tokens on a 64-dimensional sphere, trained for seconds), so we
-    assert nothing about it.
+    run by 11x with LERP and 47x with SLERP), which is the paper's observation and what we assert. Layer
+    by layer the picture is noisier (the figure's last panel), and the embedding covariance shows no
+    advantage at all (in our run both nGPTs' are a little worse conditioned than pre-LN's, LERP 1.3e3 and
+    SLERP 795 against 747: a char-level vocabulary of 84 tokens on a 64-dimensional sphere, trained for
+    seconds), so we assert nothing about it.
 
     ## A token's hidden state moving across layers
 
@@ -633,12 +633,14 @@ NB05 = [
     assert all(r.final_val < r.val[0][1] - 0.3 for r in race.runs.values())  # every variant kept learning
     sp = race.speedup
     print(f"nGPT over pre-LN: {sp.factor:.2f}x at val loss {sp.target:.3f}")
-    # nGPT ends within 2% of pre-LN's loss at equal steps; see the text for the size of the speedup
-    assert race.runs["ngpt"].final_val <= 1.02 * race.runs["pre_ln"].final_val
+    # no 4x here: nGPT and pre-LN are within a factor 2 of each other in steps to target, and nGPT ends within
+    # 5% of pre-LN's loss at equal steps (two seeds of one 150-step run differ by up to ~4% at this scale)
+    assert sp is not None and 0.5 < sp.factor < 2.0
+    assert race.runs["ngpt"].final_val <= 1.05 * race.runs["pre_ln"].final_val
     '''),
     md(r'''
-    **What reproduces at this scale:** little. nGPT ends within about 1% of pre-LN's loss at equal steps but
-    does not beat it: in our CPU run pre-LN reached nGPT's final loss at step 127 of 150, a speedup of 0.85x,
+    **What reproduces at this scale:** little. nGPT ends within about 2% of pre-LN's loss at equal steps but
+    does not beat it: in our CPU run pre-LN reached nGPT's final loss at step 121 of 150, a speedup of 0.81x,
     not 4x. The paper's models have 0.5B-1B parameters and
     1k-8k tokens of context; ours have a quarter of a million parameters and 64 characters. nGPT also pays
     more per step here (the normalizations are extra element-wise work, which a small model on a CPU
@@ -658,7 +660,7 @@ NB05 = [
     assert confounded.factor > race.speedup.factor  # the confound inflates nGPT's speedup
     '''),
     md(r'''
-    In our CPU run the unfair comparison gives 2.4x where the fair one gives 0.85x: all of what looks like
+    In our CPU run the unfair comparison gives 2.2x where the fair one gives 0.81x: all of what looks like
     nGPT's advantage over a textbook GPT-2 at this scale is RoPE and SwiGLU, not normalization.
 
     ## 3. The trend with context length
@@ -683,7 +685,7 @@ NB05 = [
     '''),
     md(r'''
     **This claim does not reproduce at this scale.** In our CPU run, with 120 steps, nGPT was
-    *behind* pre-LN at both lengths (0.73x at 32 characters, 0.70x at 128). Contexts of 32 to 128 characters
+    *behind* pre-LN at both lengths (0.69x at 32 characters, 0.60x at 128). Contexts of 32 to 128 characters
     are far from the 1k-8k tokens where the paper sees its speedup grow, and the budgets are tiny. We assert
     what holds, that the two are within a factor of 2 of each other, and do not read a trend into two noisy
     points.
@@ -786,9 +788,11 @@ NB06 = [
     **What this shows at this scale.** The norms' share of the time is many times their share of the
     FLOPs, the memory-bound behaviour behind the lecture notes' figure (ours is a CPU and a tiny model,
     so the exact 25% does not transfer). RMSNorm is *not* faster than LayerNorm here: PyTorch's CPU
-    LayerNorm has one fused kernel forward and backward, while RMSNorm runs as a chain of generic
-    element-wise ops (forward + backward in isolation, about three times LayerNorm's time on this CPU);
-    on GPUs with fused kernels for both, RMSNorm's saving (no mean, no bias) is what shows.
+    LayerNorm is one fused kernel forward and one backward, while its CPU RMSNorm is a chain of generic
+    element-wise ops, about four times LayerNorm's time forward + backward in isolation. minigpt's
+    `RMSNorm` (layers.py) writes the backward out by hand, which halves that, but it is still several passes
+    over the tensor against LayerNorm's one (in our run above: 7.7 against 5.1 ms per step). On GPUs with
+    fused kernels for both, RMSNorm's saving (no mean, no bias) is what shows.
 
     One ingredient stands out in the loss: learned absolute positions instead of RoPE cost about 0.2 nats
     in our CPU run, about eight times the seed-to-seed difference. The other differences are within about twice
