@@ -69,9 +69,9 @@ class RMSNorm(nn.RMSNorm):
 
     Why: in torch 2.13 the CPU `rms_norm` is a chain of generic ops (pow, mean, add, rsqrt, mul, mul) whose
     autograd backward is twice as long again, while LayerNorm has one fused kernel each way; so the "cheaper"
-    norm was the slower one. The hand-written backward above makes a call (forward + backward) 1.6x faster at
+    norm was the slower one. The hand-written backward above makes a call (forward + backward) 1.5x faster at
     cpu-tiny's shape and 1.8-2x at cpu-small's than torch's, but it is still several passes over the tensor
-    against LayerNorm's one, about 2.5x LayerNorm's time on this CPU (benchmarks/norm_share.py for the share of a
+    against LayerNorm's one, 1.7-3x LayerNorm's time on this CPU (benchmarks/norm_share.py for the share of a
     step). On CUDA, and for other dtypes, torch's own (fused on CUDA) implementation runs.
     """
 
