@@ -69,10 +69,10 @@ class RMSNorm(nn.RMSNorm):
 
     Why: in torch 2.13 the CPU `rms_norm` is a chain of generic ops (pow, mean, add, rsqrt, mul, mul) whose
     autograd backward is twice as long again, while LayerNorm has one fused kernel each way; so the "cheaper"
-    norm was the slower one. The hand-written backward above makes a call (forward + backward) 1.5x faster at
-    cpu-tiny's shape and 1.8-2x at cpu-small's than torch's, but it is still several passes over the tensor
-    against LayerNorm's one, 1.7-3x LayerNorm's time on this CPU (benchmarks/norm_share.py for the share of a
-    step). On CUDA, and for other dtypes, torch's own (fused on CUDA) implementation runs.
+    norm was the slower one. The hand-written backward above makes a call (forward + backward) 1.5-2x faster
+    than torch's, but it is still several passes over the tensor against LayerNorm's one, so on the CPU
+    RMSNorm stays slower than LayerNorm, per call and per step (`python benchmarks/rmsnorm.py` measures all
+    three). On CUDA, and for other dtypes, torch's own (fused on CUDA) implementation runs.
     """
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
