@@ -1,42 +1,228 @@
-"""RMSNorm vs LayerNorm on the CPU: per call (forward + backward) and per pre-LN training step.
+"""RMSNorm vs LayerNorm on the CPU: raw kernels, per call (forward + backward) and per pre-LN training step.
 
-    python benchmarks/rmsnorm.py [--repeats 9] [--threads N]
+    python benchmarks/rmsnorm.py [--repeats 9] [--threads N] [--compile]
 
-Prints JSON. Three norms: `nn.LayerNorm` (no bias, as the presets use), torch's `nn.RMSNorm` and minigpt's
-`layers.RMSNorm` (the same module with a hand-written backward on the float32 CPU path). Why this exists:
-issue #7 asks for RMSNorm to be faster than LayerNorm per step. On the CPU torch 2.13 has a fused LayerNorm
-kernel each way and no fused RMSNorm, so the norm with fewer FLOPs is the slower one; this script shows by how
-much, and how much of the gap minigpt's backward closes.
+Prints JSON. Why this exists: issue #7 asks for RMSNorm to be faster than LayerNorm per step. On the CPU torch
+2.13 has a fused LayerNorm kernel each way and no fused RMSNorm (`F.rms_norm` and `aten::_fused_rms_norm` are
+chains of generic ops), so the norm with fewer FLOPs is the slower one. This script measures by how much, how
+much of the gap minigpt's hand-written backward closes, and what a fused RMSNorm kernel would buy.
 
-- `per_call_us`: median µs of one forward + backward of the norm alone on the activation shape of the
-  cpu-tiny (8×128×128) and cpu-small (16×256×192) presets, timed round-robin.
+Norms compared: `nn.LayerNorm` (no bias, as the presets use), torch's `nn.RMSNorm`, minigpt's `layers.RMSNorm`
+(the same module with a hand-written backward on the float32 CPU path) and, when a C compiler is on the PATH,
+`fused_c_rmsnorm`: a benchmark-only C kernel (below, ~40 lines, one pass each way like LayerNorm's) called
+through ctypes from an `autograd.Function`. It is here to answer "is RMSNorm cheaper once fused?", not to ship:
+the package stays plain PyTorch.
+
+- `kernels_us`: median µs of the bare kernels, no autograd: LayerNorm's `native_layer_norm` and its backward
+  against the fused C RMSNorm forward and backward. This is the arithmetic each norm costs.
+- `per_call_us`: median µs of one forward + backward of the norm module alone (autograd included) on the
+  activation shape of the cpu-tiny (8×128×128) and cpu-small (16×256×192) presets, timed round-robin.
+  `--compile` adds `torch.compile`d `F.layer_norm` / `F.rms_norm` (inductor's generated CPU kernels).
 - `step_ms`: median ms of a full pre-LN training step (forward, backward, AdamW) at cpu-tiny with each norm,
-  the three models timed round-robin (each repeat times each model once, in turn), with the ratio to LayerNorm.
+  the models timed round-robin (each repeat times each model once, in turn), with the ratio to LayerNorm.
+- `norm_share_bound`: the LayerNorm kernels' µs × the number of norms in the model, over LayerNorm's step
+  time: the most any RMSNorm, however fast, could take off a step.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import json
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 import minigpt.layers as layers
 from minigpt import build_model, get_preset
 
+# One pass over each row each way, as LayerNorm's ATen kernel does; rows split across OpenMP threads.
+# Forward:  inv[r] = 1 / sqrt(mean(x_r^2) + eps),  y_r = x_r * inv[r] * w.
+# Backward: x_hat = x_r * inv[r],  c = mean(g_r * w * x_hat),  gx_r = inv[r] * (g_r * w - x_hat * c),
+#           gw = sum over rows of g_r * x_hat (one partial sum per thread in buf, added up at the end).
+_C_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <omp.h>
 
-def _norms(dim: int) -> dict[str, nn.Module]:
-    return {"layernorm": nn.LayerNorm(dim, bias=False), "torch_rmsnorm": nn.RMSNorm(dim, eps=1e-5),
-            "minigpt_rmsnorm": layers.RMSNorm(dim, eps=1e-5)}
+void rms_forward(const float *x, const float *w, float *y, float *inv, int64_t n, int64_t d, float eps, int nt) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < n; r++) {
+        const float *xr = x + r * d;
+        float *yr = y + r * d, ss = 0.f;
+#pragma omp simd reduction(+:ss)
+        for (int64_t j = 0; j < d; j++) ss += xr[j] * xr[j];
+        float s = 1.f / sqrtf(ss / (float)d + eps);
+        inv[r] = s;
+#pragma omp simd
+        for (int64_t j = 0; j < d; j++) yr[j] = xr[j] * s * w[j];
+    }
+}
+
+void rms_backward(const float *g, const float *x, const float *w, const float *inv, float *gx, float *gw,
+                  float *buf, int64_t n, int64_t d, int nt) {
+    memset(buf, 0, sizeof(float) * nt * d);
+#pragma omp parallel num_threads(nt)
+    {
+        float *acc = buf + omp_get_thread_num() * d;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < n; r++) {
+            const float *gr = g + r * d, *xr = x + r * d;
+            float *gxr = gx + r * d, s = inv[r], c = 0.f;
+#pragma omp simd reduction(+:c)
+            for (int64_t j = 0; j < d; j++) c += gr[j] * w[j] * xr[j];
+            c *= s / (float)d;
+#pragma omp simd
+            for (int64_t j = 0; j < d; j++) {
+                float xh = xr[j] * s;
+                gxr[j] = s * (gr[j] * w[j] - xh * c);
+                acc[j] += gr[j] * xh;
+            }
+        }
+    }
+    for (int64_t j = 0; j < d; j++) {
+        float a = 0.f;
+        for (int t = 0; t < nt; t++) a += buf[t * d + j];
+        gw[j] = a;
+    }
+}
+"""
 
 
-def per_call(shape: tuple[int, ...], repeats: int, calls: int = 50) -> dict[str, float]:
+def _build_c_kernel() -> tuple[Any, str]:
+    """Compile `_C_SOURCE` into a temporary shared library; (library, "") or (None, why not)."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        return None, "no C compiler on the PATH"
+    out = Path(tempfile.mkdtemp(prefix="minigpt-rmsnorm-"))
+    (out / "rmsnorm.c").write_text(_C_SOURCE)
+    cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", str(out / "rmsnorm.c"), "-o",
+           str(out / "librmsnorm.so")]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, f"{' '.join(cmd)} failed: {done.stderr.strip()[:300]}"
+    lib = ctypes.CDLL(str(out / "librmsnorm.so"))
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.rms_forward.argtypes = [p, p, p, p, i64, i64, ctypes.c_float, ctypes.c_int]
+    lib.rms_backward.argtypes = [p, p, p, p, p, p, p, i64, i64, ctypes.c_int]
+    return lib, ""
+
+
+_LIB, _LIB_MISSING = _build_c_kernel()
+
+
+def _c_forward(x: Tensor, w: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    d = x.shape[-1]
+    y, inv = torch.empty_like(x), torch.empty(x.numel() // d)
+    _LIB.rms_forward(x.data_ptr(), w.data_ptr(), y.data_ptr(), inv.data_ptr(), x.numel() // d, d, eps,
+                     torch.get_num_threads())
+    return y, inv
+
+
+def _c_backward(g: Tensor, x: Tensor, w: Tensor, inv: Tensor) -> tuple[Tensor, Tensor]:
+    d, threads = x.shape[-1], torch.get_num_threads()
+    gx, gw, buf = torch.empty_like(x), torch.empty_like(w), torch.empty(threads * d)
+    _LIB.rms_backward(g.data_ptr(), x.data_ptr(), w.data_ptr(), inv.data_ptr(), gx.data_ptr(), gw.data_ptr(),
+                      buf.data_ptr(), x.numel() // d, d, threads)
+    return gx, gw
+
+
+class _FusedCFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, eps: float) -> Tensor:
+        x = x.contiguous()
+        y, inv = _c_forward(x, weight, eps)
+        ctx.save_for_backward(x, weight, inv)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        x, weight, inv = ctx.saved_tensors
+        return (*_c_backward(grad.contiguous(), x, weight, inv), None)
+
+
+class FusedCRMSNorm(nn.RMSNorm):
+    """`nn.RMSNorm` computed by the C kernel above (float32, CPU)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _FusedCFunction.apply(x, self.weight, self.eps)
+
+
+def check_fused_c() -> float:
+    """Largest difference of the C kernel's output and gradients from `nn.RMSNorm`'s (it must agree)."""
+    torch.manual_seed(0)
+    ref, ours = nn.RMSNorm(128, eps=1e-5), FusedCRMSNorm(128, eps=1e-5)
+    nn.init.normal_(ref.weight)
+    ours.load_state_dict(ref.state_dict())
+    x, g = torch.randn(4, 32, 128, requires_grad=True), torch.randn(4, 32, 128)
+    pairs = [(ref(x), ours(x)), *zip(torch.autograd.grad(ref(x), (x, ref.weight), g),
+                                     torch.autograd.grad(ours(x), (x, ours.weight), g), strict=True)]
+    worst = max(((a - b).abs().max() / a.abs().max()).item() for a, b in pairs)  # relative to the largest value
+    if worst > 1e-4:
+        raise SystemExit(f"the C RMSNorm kernel disagrees with nn.RMSNorm by {worst:.2e}")
+    return worst
+
+
+def _median_us(fn: Callable[[], Any], repeats: int, calls: int) -> float:
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t) / calls * 1e6)
+    return round(statistics.median(times), 1)
+
+
+def kernels(shape: tuple[int, ...], repeats: int, calls: int = 100) -> dict[str, float]:
+    """The bare kernels, no autograd: what the arithmetic of each norm costs."""
+    d = shape[-1]
+    x, g, w = torch.randn(shape), torch.randn(shape), torch.randn(d)
+    _, mean, rstd = torch.native_layer_norm(x, (d,), w, None, 1e-5)
+    out = {
+        "layernorm_fwd": _median_us(lambda: torch.native_layer_norm(x, (d,), w, None, 1e-5), repeats, calls),
+        "layernorm_bwd": _median_us(lambda: torch.ops.aten.native_layer_norm_backward(
+            g, x, (d,), mean, rstd, w, None, [True, True, False]), repeats, calls),
+    }
+    if _LIB is not None:
+        _, inv = _c_forward(x, w, 1e-5)
+        out["fused_c_rmsnorm_fwd"] = _median_us(lambda: _c_forward(x, w, 1e-5), repeats, calls)
+        out["fused_c_rmsnorm_bwd"] = _median_us(lambda: _c_backward(g, x, w, inv), repeats, calls)
+    return out
+
+
+def _norms(dim: int, compiled: bool) -> dict[str, Callable[[Tensor], Tensor]]:
+    norms: dict[str, Callable[[Tensor], Tensor]] = {
+        "layernorm": nn.LayerNorm(dim, bias=False), "torch_rmsnorm": nn.RMSNorm(dim, eps=1e-5),
+        "minigpt_rmsnorm": layers.RMSNorm(dim, eps=1e-5)}
+    if _LIB is not None:
+        norms["fused_c_rmsnorm"] = FusedCRMSNorm(dim, eps=1e-5)
+    if compiled:
+        w = torch.ones(dim, requires_grad=True)
+        ln = torch.compile(lambda x: F.layer_norm(x, (dim,), w, None, 1e-5))
+        rms = torch.compile(lambda x: F.rms_norm(x, (dim,), w, 1e-5))
+        norms["compiled_layernorm"], norms["compiled_rmsnorm"] = ln, rms
+    return norms
+
+
+def per_call(shape: tuple[int, ...], repeats: int, compiled: bool, calls: int = 50) -> dict[str, float]:
     x0 = torch.randn(shape)
-    norms = _norms(shape[-1])
+    norms = _norms(shape[-1], compiled)
+    for norm in norms.values():  # warm up (and, for the compiled ones, compile) outside the timing
+        for _ in range(3):
+            norm(x0.clone().requires_grad_()).backward(x0)
     times: dict[str, list[float]] = {k: [] for k in norms}
     for _ in range(repeats):
         for name, norm in norms.items():
@@ -48,19 +234,22 @@ def per_call(shape: tuple[int, ...], repeats: int, calls: int = 50) -> dict[str,
     return {k: round(statistics.median(v), 1) for k, v in times.items()}
 
 
-def per_step(repeats: int, steps: int = 5) -> dict[str, dict[str, float]]:
+def per_step(repeats: int, steps: int = 5) -> tuple[dict[str, dict[str, float]], int]:
     preset = get_preset("cpu-tiny")
     B, T = preset.train.batch_size, preset.model.block_size
+    swap = {"torch_rmsnorm": nn.RMSNorm, "fused_c_rmsnorm": FusedCRMSNorm}  # layers.RMSNorm only adds a forward
+    names = ["layernorm", "torch_rmsnorm", "minigpt_rmsnorm"] + (["fused_c_rmsnorm"] if _LIB is not None else [])
     models = {}
-    for name, norm in (("layernorm", "layernorm"), ("torch_rmsnorm", "rmsnorm"), ("minigpt_rmsnorm", "rmsnorm")):
+    for name in names:
         torch.manual_seed(0)
+        norm = "layernorm" if name == "layernorm" else "rmsnorm"
         model = build_model(dataclasses.replace(preset.model, variant="pre_ln", norm=norm))
-        if name == "torch_rmsnorm":  # layers.RMSNorm only adds a forward to nn.RMSNorm: drop it
-            for m in model.modules():
-                if isinstance(m, layers.RMSNorm):
-                    m.__class__ = nn.RMSNorm
+        for m in model.modules():
+            if name in swap and isinstance(m, layers.RMSNorm):
+                m.__class__ = swap[name]
         kinds = {type(m) for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.RMSNorm))}
         assert len(kinds) == 1, kinds  # every norm of the model is the one being timed
+        n_norms = sum(isinstance(m, (nn.LayerNorm, nn.RMSNorm)) for m in model.modules())
         models[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3))
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, preset.model.vocab_size, (B, T), generator=g)
@@ -83,25 +272,49 @@ def per_step(repeats: int, steps: int = 5) -> dict[str, dict[str, float]]:
                 step(model, opt)
             times[name].append((time.perf_counter() - t) / steps * 1e3)
     base = statistics.median(times["layernorm"])
-    return {k: {"ms": round(statistics.median(v), 2), "vs_layernorm": round(statistics.median(v) / base, 3)}
-            for k, v in times.items()}
+    result = {}
+    for name, v in times.items():
+        paired = [a / b for a, b in zip(v, times["layernorm"], strict=True)]  # same repeat, back to back
+        result[name] = {"ms": round(statistics.median(v), 2), "vs_layernorm": round(statistics.median(v) / base, 3),
+                        "vs_layernorm_paired_range": [round(min(paired), 3), round(max(paired), 3)]}
+    return result, n_norms
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    args = ap.parse_args()
+    ap.add_argument("--compile", action="store_true", help="add torch.compile'd norms to per_call_us")
+    return ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    out = {
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "per_call_us": {"cpu-tiny 8x128x128": per_call((8, 128, 128), args.repeats),
-                        "cpu-small 16x256x192": per_call((16, 256, 192), args.repeats)},
-        "step_ms": per_step(args.repeats),
-    }
-    print(json.dumps(out, indent=2))
+    tiny, small = (8, 128, 128), (16, 256, 192)
+    out: dict[str, Any] = {"benchmark": "rmsnorm", "torch": torch.__version__, "threads": torch.get_num_threads(),
+                           "repeats": args.repeats}
+    out["fused_c_kernel"] = (f"built; max relative difference from nn.RMSNorm {check_fused_c():.1e}"
+                             if _LIB is not None else f"skipped: {_LIB_MISSING}")
+    out["kernels_us"] = {"cpu-tiny 8x128x128": kernels(tiny, args.repeats),
+                         "cpu-small 16x256x192": kernels(small, args.repeats)}
+    out["per_call_us"] = {"cpu-tiny 8x128x128": per_call(tiny, args.repeats, args.compile),
+                          "cpu-small 16x256x192": per_call(small, args.repeats, args.compile)}
+    out["step_ms"], n_norms = per_step(args.repeats)
+    ln = out["kernels_us"]["cpu-tiny 8x128x128"]
+    ln_ms = n_norms * (ln["layernorm_fwd"] + ln["layernorm_bwd"]) / 1e3
+    out["norm_share_bound"] = {"norms_per_model": n_norms, "layernorm_kernels_ms_per_step": round(ln_ms, 2),
+                               "share_of_layernorm_step": round(ln_ms / out["step_ms"]["layernorm"]["ms"], 4)}
+    ours = out["step_ms"]["minigpt_rmsnorm"]
+    out["target"] = {"row": "minigpt_rmsnorm", "vs": "layernorm", "metric": "step-time ratio", "target": "< 1.0",
+                     "value": ours["vs_layernorm"], "paired_range": ours["vs_layernorm_paired_range"],
+                     "pass": ours["vs_layernorm"] < 1.0}
+    return out
+
+
+def main() -> None:
+    print(json.dumps(run(parse_args()), indent=2))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 Runs, in this order, by importing each script's `run(args) -> dict`:
 1. throughput.py at cpu-tiny and at cpu-small (ms/step, tokens/s, ratios, MFU; targets PASS/MISS),
 2. norm_share.py at cpu-tiny (profiler time share of normalization vs its FLOP share),
-3. steps_to_target.py at cpu-tiny (steps and wall-clock to pre-LN's final val loss).
+3. rmsnorm.py (RMSNorm vs LayerNorm: bare kernels, per call, per pre-LN step; the RMSNorm target),
+4. steps_to_target.py at cpu-tiny (steps and wall-clock to pre-LN's final val loss).
 
 Timings are only as good as the machine is idle: run it with nothing else on the CPU. The full run writes
 benchmarks/results.md and benchmarks/results.json; `--quick` (tiny settings, numbers meaningless) writes them
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 import norm_share
+import rmsnorm
 import steps_to_target
 import throughput
 import torch
@@ -39,6 +41,7 @@ FULL = [
     ("throughput cpu-small", throughput, ["--preset", "cpu-small", "--repeats", "5", "--steps", "1",
                                           "--warmup", "1"]),
     ("norm share cpu-tiny", norm_share, ["--preset", "cpu-tiny", "--steps", "3"]),
+    ("rmsnorm vs layernorm", rmsnorm, ["--repeats", "9"]),
     ("steps to target cpu-tiny", steps_to_target, ["--preset", "cpu-tiny"]),
 ]
 QUICK = [
@@ -48,6 +51,7 @@ QUICK = [
                                           "1", "--peak-repeats", "1", "--rows", "pre_ln"]),
     ("norm share cpu-tiny", norm_share, ["--preset", "cpu-tiny", "--steps", "1",
                                          "--rows", "pre_ln-layernorm,pre_ln-rmsnorm,ngpt-lerp"]),
+    ("rmsnorm vs layernorm", rmsnorm, ["--repeats", "1"]),
     ("steps to target cpu-tiny", steps_to_target, ["--preset", "cpu-tiny", "--steps", "4", "--eval-interval", "2"]),
 ]
 
@@ -122,6 +126,34 @@ def norm_share_md(r: dict) -> list[str]:
     return lines
 
 
+def rmsnorm_md(r: dict) -> list[str]:
+    shapes = list(r["per_call_us"])
+    names = list(r["per_call_us"][shapes[0]])
+    lines = ["### RMSNorm vs LayerNorm on the CPU", "",
+             f"Median µs over {r['repeats']} round-robin repeats. *Kernels*: the bare ATen LayerNorm kernels "
+             "against a fused C RMSNorm kernel (benchmark-only, one pass each way like LayerNorm's; "
+             f"{r['fused_c_kernel']}), no autograd. *Per call*: the norm module's forward + backward with autograd. "
+             "torch's `nn.RMSNorm` is a chain of generic ops on the CPU; minigpt's `layers.RMSNorm` has a "
+             "hand-written backward; `fused_c_rmsnorm` wraps the C kernel in an `autograd.Function`.", ""]
+    kern = r["kernels_us"]
+    lines += _table(["kernel (µs)", *shapes], [[k, *(kern[s].get(k) for s in shapes)] for k in kern[shapes[0]]])
+    lines += [""]
+    lines += _table(["norm, per call (µs)", *shapes], [[k, *(r["per_call_us"][s][k] for s in shapes)]
+                                                      for k in names])
+    lines += ["", "Pre-LN training step at cpu-tiny with each norm (models timed round-robin):", ""]
+    lines += _table(["norm", "ms/step", "vs layernorm", "paired range"],
+                    [[k, v["ms"], v["vs_layernorm"], f"{v['vs_layernorm_paired_range'][0]} - "
+                      f"{v['vs_layernorm_paired_range'][1]}"] for k, v in r["step_ms"].items()])
+    b, t = r["norm_share_bound"], r["target"]
+    lines += ["", f"Bound: the {b['norms_per_model']} LayerNorms' bare kernels take "
+              f"{b['layernorm_kernels_ms_per_step']} ms of the step, {_pct(b['share_of_layernorm_step'])}; that "
+              "is the most any RMSNorm, however fast, could save per step.", "", "Target (issue #7):", ""]
+    lines += _table(["row", "vs", "metric", "target", "measured (median)", "paired range", "result"],
+                    [[t["row"], t["vs"], t["metric"], t["target"], t["value"],
+                      f"{t['paired_range'][0]} - {t['paired_range'][1]}", "PASS" if t["pass"] else "MISS"]])
+    return lines
+
+
 def steps_md(r: dict) -> list[str]:
     lines = [f"### Steps and wall-clock to val loss {r['target_val_loss']} ({r['target_source']}), {r['preset']}",
              "", f"{r['steps']} steps per run, eval every {r['eval_interval']}; crossing step {r['interpolation']}; "
@@ -146,6 +178,8 @@ def write_markdown(results: dict, path: Path) -> None:
             lines += throughput_md(r)
         elif r["benchmark"] == "norm_share":
             lines += norm_share_md(r)
+        elif r["benchmark"] == "rmsnorm":
+            lines += rmsnorm_md(r)
         else:
             lines += steps_md(r)
         lines += ["", f"Command: `python benchmarks/{r['benchmark']}.py {shlex.join(results['argv'][name])}`", ""]
