@@ -12,7 +12,9 @@ Two pre-LN rows: `pre_ln` is the preset's block (RoPE, SwiGLU, no bias: what `co
 `pre_ln-classic` is the GPT-2 block (LayerNorm without bias, GELU, learned positions, tied embeddings), the same
 computation as the reference, so `pre_ln-classic.vs_nanogpt` isolates our code's overhead. One option at a time
 is changed from `pre_ln` in `pre_ln-rmsnorm` (RMSNorm for LayerNorm) and `pre_ln-gelu` (GELU for SwiGLU);
-`ngpt-lerp` vs `ngpt-slerp` is the nGPT update option.
+`ngpt-lerp` vs `ngpt-slerp` is the nGPT update option. The `-autograd` rows are nGPT with
+`minigpt.layers.FAST_CPU_PATHS` off (autograd's backward of `l2_normalize` and SLERP instead of the written-out
+ones): what the fast paths buy.
 
 MFU: model FLOPs per token = 6·N + 12·L·T·d (PaLM, Chowdhery et al. 2022, App. B: 6 FLOPs per parameter per
 token for forward + backward, plus the attention scores and values, counted as if not causal), with N the
@@ -39,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import minigpt.layers
 from minigpt import build_model, get_preset
 
 
@@ -96,6 +99,8 @@ ROWS: dict[str, tuple[str, dict]] = {
     "pre_ln-rmsnorm": ("pre_ln", {"norm": "rmsnorm"}),
     "pre_ln-gelu": ("pre_ln", {"mlp": "gelu"}),
     "pre_ln-classic": ("pre_ln", {"position": "learned", "mlp": "gelu", "bias": False, "tie_embeddings": True}),
+    "ngpt-lerp-autograd": ("ngpt", {"ngpt_update": "lerp"}),
+    "ngpt-slerp-autograd": ("ngpt", {"ngpt_update": "slerp"}),
 }
 
 # (row, compared with, field, bound): the goals of issue #7
@@ -145,8 +150,10 @@ def peak_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / min(times) / 1e9
 
 
-def time_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, n: int) -> float:
+def time_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, n: int,
+               fast_cpu_paths: bool = True) -> float:
     """Mean seconds per optimizer step over `n` steps."""
+    minigpt.layers.FAST_CPU_PATHS = fast_cpu_paths
     after = getattr(model, "after_optimizer_step", None)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -190,11 +197,12 @@ def run(args: argparse.Namespace) -> dict:
     opts = {k: torch.optim.AdamW(mod.param_groups(wd), lr=1e-4, betas=(0.9, 0.95), foreach=True)
             for k, (mod, wd) in models.items()}
     for k, (mod, _) in models.items():  # warm up allocator and kernels
-        time_steps(mod, opts[k], x, y, args.warmup)
+        time_steps(mod, opts[k], x, y, args.warmup, not k.endswith("-autograd"))
     samples: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(args.repeats):
         for k, (mod, _) in models.items():
-            samples[k].append(time_steps(mod, opts[k], x, y, args.steps))
+            samples[k].append(time_steps(mod, opts[k], x, y, args.steps, not k.endswith("-autograd")))
+    minigpt.layers.FAST_CPU_PATHS = True
 
     med = {k: statistics.median(v) for k, v in samples.items()}
     rows = {}

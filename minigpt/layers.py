@@ -19,6 +19,16 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 
+# The float32 CPU fast paths (RMSNorm, l2_normalize, nGPT's SLERP) are autograd Functions with their backward
+# written out: the same numbers as autograd's chain of ops, in fewer passes over the tensors. False runs
+# autograd's version everywhere; tests compare the two and benchmarks/throughput.py times both.
+FAST_CPU_PATHS = True
+
+
+def fast_cpu_path(*tensors: Tensor) -> bool:
+    """Whether the written-out CPU backward applies: FAST_CPU_PATHS on, every tensor float32 on the CPU."""
+    return FAST_CPU_PATHS and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+
 
 class ModelInputError(ValueError):
     """A forward/generate input does not fit the model (sequence too long, token id out of range, bad shape)."""
@@ -81,17 +91,45 @@ class RMSNorm(nn.RMSNorm):
         super().__init__(dim, eps=eps)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type == "cpu" and x.dtype == torch.float32 and self.weight is not None:
+        if self.weight is not None and fast_cpu_path(x, self.weight):
             return _RMSNormFunction.apply(x, self.weight, self.eps)
         return super().forward(x)
+
+
+class _L2NormalizeFunction(torch.autograd.Function):
+    """y = x / max(||x||, eps) along `dim`, with its backward written out.
+
+    With g = dL/dy: dL/dx = (g − y <g, y>) / ||x||, the part of g orthogonal to y, scaled; where ||x|| ≤ eps
+    (only the all-zero vector, in practice) y = x / eps and dL/dx = g / eps, as the clamp gives autograd.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, dim: int, eps: float) -> Tensor:
+        norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True)
+        clamped = norm <= eps
+        inv_norm = norm.clamp_min_(eps).reciprocal_()
+        y = x * inv_norm
+        ctx.save_for_backward(y, inv_norm, clamped)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        y, inv_norm, clamped = ctx.saved_tensors
+        dot = (grad * y).sum(ctx.dim, keepdim=True).masked_fill_(clamped, 0.0)
+        return torch.addcmul(grad, y, dot, value=-1.0).mul_(inv_norm), None, None
 
 
 def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-6) -> Tensor:
     """Norm(v) = v / ||v||_2 along `dim` (nGPT's projection onto the unit hypersphere).
 
     Computed in float32 and cast back: under bf16 the squared sum loses the precision that keeps vectors on
-    the sphere. `eps` guards only the all-zero vector.
+    the sphere. `eps` guards only the all-zero vector. On the CPU in float32 the same numbers come from
+    `_L2NormalizeFunction`, whose written-out backward is 3 passes over the tensor where autograd's chain of
+    square, sum, clamp, rsqrt and mul takes 6; nGPT calls this 6 times per block (`benchmarks/throughput.py`).
     """
+    if fast_cpu_path(x):
+        return _L2NormalizeFunction.apply(x, dim, eps)
     xf = x.float()
     return (xf * torch.rsqrt(xf.square().sum(dim, keepdim=True).clamp_min(eps * eps))).type_as(x)
 

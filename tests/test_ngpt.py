@@ -190,11 +190,11 @@ def test_attention_geometry(n_kv_head):
     q2, k2 = attn.transform_qk(q, k)
     k_rep = k.repeat_interleave(4 // attn.n_kv_head, dim=1)
     k2_rep = k2.repeat_interleave(4 // attn.n_kv_head, dim=1)
-    if n_kv_head is None:  # q = Norm(q) ⊙ s_qk, k = Norm(k) ⊙ s_qk
-        assert torch.allclose(q2, l2_normalize(q) * s, atol=1e-6)
-        assert torch.allclose(k2, l2_normalize(k) * s, atol=1e-6)
-    # logit = √d_head · Σ s_qk² q̂ k̂
-    want = math.sqrt(hd) * torch.einsum("bhid,bhjd->bhij", l2_normalize(q) * s**2, l2_normalize(k_rep))
+    # returned as (q̂ ⊙ s_qk², k̂): both factors on q
+    assert torch.allclose(q2, l2_normalize(q) * s**2, atol=1e-6)
+    assert torch.allclose(k2, l2_normalize(k), atol=1e-6)
+    # logit = √d_head · (Norm(q) ⊙ s_qk) · (Norm(k) ⊙ s_qk), the paper's form, per query head
+    want = math.sqrt(hd) * torch.einsum("bhid,bhjd->bhij", l2_normalize(q) * s, l2_normalize(k_rep) * s)
     got = attn.softmax_scale * q2 @ k2_rep.transpose(-1, -2)
     assert torch.allclose(got, want, atol=1e-5)
 
