@@ -224,10 +224,13 @@ class CausalSelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0, scale=self.softmax_scale
         )  # (B, nh, T, hd)
-        if self.head_scale is not None:  # NormFormer: gamma_i * head_i, before W_o
-            y = y * self.head_scale.view(1, -1, 1, 1).to(y.dtype)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
-        return self.resid_dropout(self.c_proj(y))
+        if self.head_scale is None:
+            return self.resid_dropout(self.c_proj(y))
+        # NormFormer: concat_i(gamma_i * head_i) W_o, computed as concat_i(head_i) (diag(gamma) W_o): the same
+        # numbers, with the scale on the (C, C) weight instead of the (B, T, C) activations
+        w_o = self.c_proj.weight * self.head_scale.repeat_interleave(self.head_dim).to(self.c_proj.weight.dtype)
+        return self.resid_dropout(F.linear(y, w_o, self.c_proj.bias))
 
 
 # -------------------------------------------------------------------------------------------------- MLP

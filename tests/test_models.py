@@ -195,6 +195,15 @@ def test_head_scale_multiplies_each_head_before_the_output_projection():
         assert attn(x).abs().max() == 0  # no bias: zero heads -> zero output
         attn.head_scale.fill_(2.0)
         assert torch.allclose(attn(x), 2 * y1, atol=1e-6)
+        # per head, before W_o: with W_o = I the output is concat_i(head_i); then gamma_i scales head i's slice
+        W_o = attn.c_proj.weight.clone()
+        attn.c_proj.weight.copy_(torch.eye(64))
+        attn.head_scale.fill_(1.0)
+        heads = attn(x)
+        attn.head_scale.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0]))
+        attn.c_proj.weight.copy_(W_o)
+        gamma = attn.head_scale.repeat_interleave(64 // attn.n_head)
+        assert torch.allclose(attn(x), (heads * gamma) @ W_o.T, atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
