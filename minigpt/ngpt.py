@@ -64,9 +64,12 @@ def _scale(value: float | None, config: ModelConfig) -> float:
 
 
 def lerp_update(h: Tensor, target: Tensor, alpha: Tensor) -> Tensor:
-    """The paper's practical update, a normalized linear step from h towards the unit vector `target`."""
+    """The paper's practical update, a normalized linear step from h towards the unit vector `target`.
+    `torch.lerp` is h + α ⊙ (target − h) in one pass over the tensors instead of three; it does not promote
+    dtypes (bf16 sublayer outputs under autocast), so the operands are first cast to the promoted type."""
+    dtype = torch.promote_types(torch.promote_types(h.dtype, target.dtype), alpha.dtype)
     # h ← Norm(h + α ⊙ (target − h))
-    return l2_normalize(h + alpha * (target - h))
+    return l2_normalize(torch.lerp(h.to(dtype), target.to(dtype), alpha.to(dtype)))
 
 
 def slerp(a: Tensor, b: Tensor, alpha: Tensor | float, tiny: float = 1e-3) -> Tensor:
