@@ -19,7 +19,8 @@ the package stays plain PyTorch.
   activation shape of the cpu-tiny (8×128×128) and cpu-small (16×256×192) presets, timed round-robin.
   `--compile` adds `torch.compile`d `F.layer_norm` / `F.rms_norm` (inductor's generated CPU kernels).
 - `step_ms`: median ms of a full pre-LN training step (forward, backward, AdamW) at cpu-tiny with each norm,
-  the models timed round-robin (each repeat times each model once, in turn), with the ratio to LayerNorm.
+  the models timed round-robin (each repeat times each model once, in turn, every other repeat in reverse
+  order), with the ratio to LayerNorm.
 - `norm_share_bound`: the LayerNorm kernels' µs × the number of norms in the model, over LayerNorm's step
   time: the most any RMSNorm, however fast, could take off a step.
 """
@@ -265,8 +266,9 @@ def per_step(repeats: int, steps: int = 5) -> tuple[dict[str, dict[str, float]],
         for _ in range(2):
             step(model, opt)
     times: dict[str, list[float]] = {k: [] for k in models}
-    for _ in range(repeats):
-        for name, (model, opt) in models.items():
+    for r in range(repeats):
+        for name in (list(models) if r % 2 == 0 else list(reversed(models))):  # A B C, C B A, ...
+            model, opt = models[name]
             t = time.perf_counter()
             for _ in range(steps):
                 step(model, opt)

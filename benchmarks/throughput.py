@@ -4,9 +4,10 @@ model-FLOPs utilization (MFU) per row.
 
     python benchmarks/throughput.py [--preset cpu-tiny|cpu-small] [--repeats 5] [--steps 10] [--threads N]
 
-Prints JSON. Models are timed round-robin (each repeat times every model once, in turn) so that machine noise
-hits all of them alike; the reported number is the median over repeats. Ratios are step-time ratios to our
-pre-LN at the same preset (`vs_pre_ln`) and tokens/s ratios to the nanoGPT reference (`vs_nanogpt`).
+Prints JSON. Models are timed round-robin (each repeat times every model once, in turn, every other repeat in
+reverse order) so that machine noise hits all of them alike; the reported number is the median over repeats.
+Ratios are step-time ratios to our pre-LN at the same preset (`vs_pre_ln`) and tokens/s ratios to the nanoGPT
+reference (`vs_nanogpt`).
 
 Two pre-LN rows: `pre_ln` is the preset's block (RoPE, SwiGLU, no bias: what `compare` races), and
 `pre_ln-classic` is the GPT-2 block (LayerNorm without bias, GELU, learned positions, tied embeddings), the same
@@ -199,9 +200,10 @@ def run(args: argparse.Namespace) -> dict:
     for k, (mod, _) in models.items():  # warm up allocator and kernels
         time_steps(mod, opts[k], x, y, args.warmup, not k.endswith("-autograd"))
     samples: dict[str, list[float]] = {k: [] for k in models}
-    for _ in range(args.repeats):
-        for k, (mod, _) in models.items():
-            samples[k].append(time_steps(mod, opts[k], x, y, args.steps, not k.endswith("-autograd")))
+    for r in range(args.repeats):
+        # every other repeat in reverse order (A B C, C B A, ...): a model's place in the round cannot bias it
+        for k in (list(models) if r % 2 == 0 else list(reversed(models))):
+            samples[k].append(time_steps(models[k][0], opts[k], x, y, args.steps, not k.endswith("-autograd")))
     minigpt.layers.FAST_CPU_PATHS = True
 
     med = {k: statistics.median(v) for k, v in samples.items()}
