@@ -1,6 +1,6 @@
 """Every benchmark of issue #7 in one run, written up as benchmarks/results.md (+ the raw results.json).
 
-    python benchmarks/run_all.py            # the full run: about 6-7 minutes on an idle 2-core CPU
+    python benchmarks/run_all.py            # the full run: 3-4 minutes on an idle 2-core CPU
     python benchmarks/run_all.py --quick    # smoke run (well under a minute), written to a temp folder
 
 Runs, in this order, by importing each script's `run(args) -> dict`:
