@@ -15,8 +15,10 @@ also calls. So, while profiling:
 - backward time = the autograd nodes (`autograd::engine::evaluate_function: ...Backward0`) whose
   `sequence_nr` is that of a forward op inside a norm range: autograd stamps each backward node with the
   sequence number of the forward op that created it, so this is the backward of exactly those ops;
-- nGPT's weight projection after the optimizer step is an `l2_normalize` under no_grad: reported apart
-  (`optimizer_ms`) and counted in the total.
+- nGPT's weight projection after the optimizer step (`after_optimizer_step`, in place, no grad) is wrapped
+  in a `norm::l2-weights` range: reported apart (`optimizer_ms`) and counted in the total;
+- SLERP's own final Norm runs inside `_SlerpFunction`, fused with the interpolation, and is counted with the
+  update, not here: ngpt-slerp has one normalization per update fewer in its tally than ngpt-lerp.
 The denominator is a `record_function("step")` range around the whole step. Profiling adds a fixed cost per op,
 which weighs more on the many small norm ops than on the matmuls, so the time share is an upper-side estimate;
 `step_ms_unprofiled` is the same step timed without the profiler, for scale.
@@ -102,16 +104,29 @@ def instrument(model: nn.Module, tally: NormTally) -> Iterator[None]:
 
     def l2(x: torch.Tensor, dim: int = -1, eps: float = 1e-6) -> torch.Tensor:
         tally.add("l2", x.numel())
-        with record_function("norm::l2" if torch.is_grad_enabled() else "norm::l2-weights"):
+        with record_function("norm::l2"):
             return original(x, dim, eps)
 
-    minigpt.ngpt.l2_normalize = l2  # the name ngpt.py's blocks, updates and weight projection look up
+    minigpt.ngpt.l2_normalize = l2  # the name ngpt.py's q/k normalization, blocks and LERP update look up
+    project = getattr(model, "after_optimizer_step", None)
+    if project is not None:  # nGPT's weight projection: in place, one norm and one division per matrix
+
+        def projection(_f: Callable = project) -> None:
+            with torch.no_grad():
+                for module, _ in model._sphere:
+                    tally.add("l2", module.weight.numel())
+                with record_function("norm::l2-weights"):
+                    _f()
+
+        model.after_optimizer_step = projection
     try:
         yield
     finally:
         minigpt.ngpt.l2_normalize = original
         for mod in wrapped:
             del mod.forward  # back to the class's forward
+        if project is not None:
+            del model.after_optimizer_step
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:

@@ -30,10 +30,12 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
+import functools
 import json
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -61,7 +63,8 @@ void rms_forward(const float *x, const float *w, float *y, float *inv, int64_t n
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t r = 0; r < n; r++) {
         const float *xr = x + r * d;
-        float *yr = y + r * d, ss = 0.f;
+        float *yr = y + r * d;
+        float ss = 0.f;
 #pragma omp simd reduction(+:ss)
         for (int64_t j = 0; j < d; j++) ss += xr[j] * xr[j];
         float s = 1.f / sqrtf(ss / (float)d + eps);
@@ -80,7 +83,8 @@ void rms_backward(const float *g, const float *x, const float *w, const float *i
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < n; r++) {
             const float *gr = g + r * d, *xr = x + r * d;
-            float *gxr = gx + r * d, s = inv[r], c = 0.f;
+            float *gxr = gx + r * d;
+            float s = inv[r], c = 0.f;
 #pragma omp simd reduction(+:c)
             for (int64_t j = 0; j < d; j++) c += gr[j] * w[j] * xr[j];
             c *= s / (float)d;
@@ -101,41 +105,57 @@ void rms_backward(const float *g, const float *x, const float *w, const float *i
 """
 
 
-def _build_c_kernel() -> tuple[Any, str]:
-    """Compile `_C_SOURCE` into a temporary shared library; (library, "") or (None, why not)."""
+@functools.cache
+def c_kernel() -> tuple[Any, str]:
+    """Compile `_C_SOURCE` once per process into a shared library: (library, "") or (None, why not).
+
+    Linux only: on macOS a compiler's OpenMP runtime can be a second copy of the one torch loads, which
+    aborts the process; on Linux the library binds to torch's own libgomp."""
+    if not sys.platform.startswith("linux"):
+        return None, f"the C kernel is built on Linux only (this is {sys.platform})"
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
         return None, "no C compiler on the PATH"
-    out = Path(tempfile.mkdtemp(prefix="minigpt-rmsnorm-"))
-    (out / "rmsnorm.c").write_text(_C_SOURCE)
-    cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", str(out / "rmsnorm.c"), "-o",
-           str(out / "librmsnorm.so")]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        return None, f"{' '.join(cmd)} failed: {done.stderr.strip()[:300]}"
-    lib = ctypes.CDLL(str(out / "librmsnorm.so"))
+    with tempfile.TemporaryDirectory(prefix="minigpt-rmsnorm-") as tmp:
+        src, lib_path = Path(tmp) / "rmsnorm.c", Path(tmp) / "librmsnorm.so"
+        src.write_text(_C_SOURCE)
+        cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", str(src), "-o", str(lib_path)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return None, f"{' '.join(cmd)}: {e}"
+        if done.returncode != 0:
+            return None, f"{' '.join(cmd)} failed: {done.stderr.strip()[:300]}"
+        try:
+            lib = ctypes.CDLL(str(lib_path))  # mapped now: the file itself can go with the folder
+        except OSError as e:
+            return None, f"loading the compiled kernel failed: {e}"
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.rms_forward.argtypes = [p, p, p, p, i64, i64, ctypes.c_float, ctypes.c_int]
     lib.rms_backward.argtypes = [p, p, p, p, p, p, p, i64, i64, ctypes.c_int]
     return lib, ""
 
 
-_LIB, _LIB_MISSING = _build_c_kernel()
+def _check(*tensors: Tensor) -> None:
+    for t in tensors:  # raw pointers go to C: anything else would be undefined behaviour
+        assert t.dtype == torch.float32 and t.is_contiguous() and t.device.type == "cpu", (t.dtype, t.stride())
 
 
 def _c_forward(x: Tensor, w: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     d = x.shape[-1]
-    y, inv = torch.empty_like(x), torch.empty(x.numel() // d)
-    _LIB.rms_forward(x.data_ptr(), w.data_ptr(), y.data_ptr(), inv.data_ptr(), x.numel() // d, d, eps,
-                     torch.get_num_threads())
+    y, inv = torch.empty_like(x), torch.empty(x.numel() // d, dtype=torch.float32)
+    _check(x, w, y, inv)
+    c_kernel()[0].rms_forward(x.data_ptr(), w.data_ptr(), y.data_ptr(), inv.data_ptr(), x.numel() // d, d, eps,
+                              torch.get_num_threads())
     return y, inv
 
 
 def _c_backward(g: Tensor, x: Tensor, w: Tensor, inv: Tensor) -> tuple[Tensor, Tensor]:
     d, threads = x.shape[-1], torch.get_num_threads()
-    gx, gw, buf = torch.empty_like(x), torch.empty_like(w), torch.empty(threads * d)
-    _LIB.rms_backward(g.data_ptr(), x.data_ptr(), w.data_ptr(), inv.data_ptr(), gx.data_ptr(), gw.data_ptr(),
-                      buf.data_ptr(), x.numel() // d, d, threads)
+    gx, gw, buf = torch.empty_like(x), torch.empty_like(w), torch.empty(threads * d, dtype=torch.float32)
+    _check(g, x, w, inv, gx, gw, buf)
+    c_kernel()[0].rms_backward(g.data_ptr(), x.data_ptr(), w.data_ptr(), inv.data_ptr(), gx.data_ptr(),
+                               gw.data_ptr(), buf.data_ptr(), x.numel() // d, d, threads)
     return gx, gw
 
 
@@ -197,7 +217,7 @@ def kernels(shape: tuple[int, ...], repeats: int, calls: int = 100) -> dict[str,
         "layernorm_bwd": _median_us(lambda: torch.ops.aten.native_layer_norm_backward(
             g, x, (d,), mean, rstd, w, None, [True, True, False]), repeats, calls),
     }
-    if _LIB is not None:
+    if c_kernel()[0] is not None:
         _, inv = _c_forward(x, w, 1e-5)
         out["fused_c_rmsnorm_fwd"] = _median_us(lambda: _c_forward(x, w, 1e-5), repeats, calls)
         out["fused_c_rmsnorm_bwd"] = _median_us(lambda: _c_backward(g, x, w, inv), repeats, calls)
@@ -208,7 +228,7 @@ def _norms(dim: int, compiled: bool) -> dict[str, Callable[[Tensor], Tensor]]:
     norms: dict[str, Callable[[Tensor], Tensor]] = {
         "layernorm": nn.LayerNorm(dim, bias=False), "torch_rmsnorm": nn.RMSNorm(dim, eps=1e-5),
         "minigpt_rmsnorm": layers.RMSNorm(dim, eps=1e-5)}
-    if _LIB is not None:
+    if c_kernel()[0] is not None:
         norms["fused_c_rmsnorm"] = FusedCRMSNorm(dim, eps=1e-5)
     if compiled:
         w = torch.ones(dim, requires_grad=True)
@@ -221,9 +241,15 @@ def _norms(dim: int, compiled: bool) -> dict[str, Callable[[Tensor], Tensor]]:
 def per_call(shape: tuple[int, ...], repeats: int, compiled: bool, calls: int = 50) -> dict[str, float]:
     x0 = torch.randn(shape)
     norms = _norms(shape[-1], compiled)
-    for norm in norms.values():  # warm up (and, for the compiled ones, compile) outside the timing
-        for _ in range(3):
-            norm(x0.clone().requires_grad_()).backward(x0)
+    for name, norm in list(norms.items()):  # warm up (and, for the compiled ones, compile) outside the timing
+        try:
+            for _ in range(3):
+                norm(x0.clone().requires_grad_()).backward(x0)
+        except Exception as e:  # torch.compile needs a working C++ toolchain for inductor's CPU kernels
+            if not name.startswith("compiled_"):
+                raise
+            print(f"[rmsnorm] {name} skipped: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
+            del norms[name]
     times: dict[str, list[float]] = {k: [] for k in norms}
     for _ in range(repeats):
         for name, norm in norms.items():
@@ -239,7 +265,9 @@ def per_step(repeats: int, steps: int = 5) -> tuple[dict[str, dict[str, float]],
     preset = get_preset("cpu-tiny")
     B, T = preset.train.batch_size, preset.model.block_size
     swap = {"torch_rmsnorm": nn.RMSNorm, "fused_c_rmsnorm": FusedCRMSNorm}  # layers.RMSNorm only adds a forward
-    names = ["layernorm", "torch_rmsnorm", "minigpt_rmsnorm"] + (["fused_c_rmsnorm"] if _LIB is not None else [])
+    names = ["layernorm", "torch_rmsnorm", "minigpt_rmsnorm"]
+    if c_kernel()[0] is not None:
+        names.append("fused_c_rmsnorm")
     models = {}
     for name in names:
         torch.manual_seed(0)
@@ -298,7 +326,7 @@ def run(args: argparse.Namespace) -> dict:
     out: dict[str, Any] = {"benchmark": "rmsnorm", "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "repeats": args.repeats}
     out["fused_c_kernel"] = (f"built; max relative difference from nn.RMSNorm {check_fused_c():.1e}"
-                             if _LIB is not None else f"skipped: {_LIB_MISSING}")
+                             if c_kernel()[0] is not None else f"skipped: {c_kernel()[1]}")
     out["kernels_us"] = {"cpu-tiny 8x128x128": kernels(tiny, args.repeats),
                          "cpu-small 16x256x192": kernels(small, args.repeats)}
     out["per_call_us"] = {"cpu-tiny 8x128x128": per_call(tiny, args.repeats, args.compile),

@@ -16,18 +16,22 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .config import ModelConfig
 
 # The float32 CPU fast paths (RMSNorm, l2_normalize, nGPT's SLERP) are autograd Functions with their backward
-# written out: the same numbers as autograd's chain of ops, in fewer passes over the tensors. False runs
-# autograd's version everywhere; tests compare the two and benchmarks/throughput.py times both.
+# written out: autograd's values and gradients up to float32 rounding, in fewer passes over the tensors. False
+# runs autograd's version everywhere; tests compare the two and benchmarks/throughput.py times both. They are
+# first-order only (`once_differentiable`: a double backward raises rather than silently dropping terms).
 FAST_CPU_PATHS = True
 
 
 def fast_cpu_path(*tensors: Tensor) -> bool:
-    """Whether the written-out CPU backward applies: FAST_CPU_PATHS on, every tensor float32 on the CPU."""
-    return FAST_CPU_PATHS and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    """Whether the written-out CPU backward applies: FAST_CPU_PATHS on, no CPU autocast (which would run some
+    of their ops in bf16), every tensor float32 on the CPU."""
+    return (FAST_CPU_PATHS and not torch.is_autocast_enabled("cpu")
+            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors))
 
 
 class ModelInputError(ValueError):
@@ -65,6 +69,7 @@ class _RMSNormFunction(torch.autograd.Function):
         return x_hat * weight
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
         x_hat, inv_rms, weight = ctx.saved_tensors
         gw = grad * weight
@@ -114,6 +119,7 @@ class _L2NormalizeFunction(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         y, inv_norm, clamped = ctx.saved_tensors
         dot = (grad * y).sum(ctx.dim, keepdim=True).masked_fill_(clamped, 0.0)
@@ -124,9 +130,9 @@ def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-6) -> Tensor:
     """Norm(v) = v / ||v||_2 along `dim` (nGPT's projection onto the unit hypersphere).
 
     Computed in float32 and cast back: under bf16 the squared sum loses the precision that keeps vectors on
-    the sphere. `eps` guards only the all-zero vector. On the CPU in float32 the same numbers come from
-    `_L2NormalizeFunction`, whose written-out backward is 3 passes over the tensor where autograd's chain of
-    square, sum, clamp, rsqrt and mul takes 6; nGPT calls this 6 times per block (`benchmarks/throughput.py`).
+    the sphere. `eps` guards only the all-zero vector. On the CPU in float32 `_L2NormalizeFunction` computes
+    it (the same values up to rounding) in 6 operations on the full tensor, forward and backward, where
+    autograd's chain of square, sum, clamp, rsqrt and mul takes 10; nGPT calls this up to 6 times per block.
     """
     if fast_cpu_path(x):
         return _L2NormalizeFunction.apply(x, dim, eps)
@@ -227,8 +233,9 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         if self.head_scale is None:
             return self.resid_dropout(self.c_proj(y))
-        # NormFormer: concat_i(gamma_i * head_i) W_o, computed as concat_i(head_i) (diag(gamma) W_o): the same
-        # numbers, with the scale on the (C, C) weight instead of the (B, T, C) activations
+        # NormFormer: W_o concat_i(gamma_i * head_i), computed as (W_o diag(gamma)) concat_i(head_i), gamma_i
+        # repeated over head i's columns (in-features) of the (out, in) weight: equal up to rounding, with the
+        # scale on the (C, C) weight instead of the (B, T, C) activations
         w_o = self.c_proj.weight * self.head_scale.repeat_interleave(self.head_dim).to(self.c_proj.weight.dtype)
         return self.resid_dropout(F.linear(y, w_o, self.c_proj.bias))
 

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .config import ModelConfig
 from .layers import MLP, CausalSelfAttention, GPTBase, fast_cpu_path, l2_normalize
@@ -67,7 +68,7 @@ def lerp_update(h: Tensor, target: Tensor, alpha: Tensor) -> Tensor:
     """The paper's practical update, a normalized linear step from h towards the unit vector `target`.
     `torch.lerp` is h + α ⊙ (target − h) in one pass over the tensors instead of three; it does not promote
     dtypes (bf16 sublayer outputs under autocast), so the operands are first cast to the promoted type."""
-    dtype = torch.promote_types(torch.promote_types(h.dtype, target.dtype), alpha.dtype)
+    dtype = torch.promote_types(torch.result_type(h, target), torch.result_type(h, alpha))
     # h ← Norm(h + α ⊙ (target − h))
     return l2_normalize(torch.lerp(h.to(dtype), target.to(dtype), alpha.to(dtype)))
 
@@ -86,7 +87,7 @@ def slerp(a: Tensor, b: Tensor, alpha: Tensor | float, tiny: float = 1e-3) -> Te
     finite. Only per-token quantities are branched on, never the (B, T, d) tensors.
 
     On the CPU in float32 with one α per dimension (the model's case) `_SlerpFunction`, at the end of this
-    file, computes the same numbers with its backward written out: 4x fewer passes over (B, T, d) tensors.
+    file, computes the same values (up to rounding) with its backward written out, in fewer passes.
     """
     if isinstance(alpha, Tensor) and alpha.shape == a.shape[-1:] and fast_cpu_path(a, b, alpha):
         return _SlerpFunction.apply(a, b, alpha, tiny)
@@ -196,7 +197,8 @@ class GPT(GPTBase):
         for module, dim in self._sphere:
             w = module.weight
             # W ← W / ||W|| along d_model
-            w.div_(torch.linalg.vector_norm(w, dim=dim, keepdim=True, dtype=torch.float32).clamp_min_(1e-6))
+            norm = torch.linalg.vector_norm(w, dim=dim, keepdim=True, dtype=torch.promote_types(w.dtype, torch.float32))
+            w.div_(norm.clamp_min_(1e-6))
 
     def embed(self, idx: Tensor) -> Tensor:
         # h_0 = E_in[token]        (unit rows; no position embedding, no dropout)
@@ -217,16 +219,16 @@ class GPT(GPTBase):
 class _SlerpFunction(torch.autograd.Function):
     """`slerp` for float32 CPU tensors and α of shape (d,), with the backward written out.
 
-    Autograd's version of `slerp` makes ~20 passes over (B, T, d) tensors forward and backward, half of them
-    through broadcast (stride-0) operands, and evaluates sin or cos of a (B, T, d) tensor four times. Here
-    cos(αθ) is kept from the forward, so two transcendentals do, using
+    Autograd's version of `slerp` takes 39 operations on (B, T, d) tensors forward and backward, 4 of them
+    sin or cos; this one 29, 2 of them sin or cos: cos(αθ) is kept from the forward, and
         A = sin((1−α)θ) = sin θ cos(αθ) − cos θ sin(αθ),   S = sin(αθ),   u = A ⊙ a + S ⊙ b,   y = u / ||u||.
     Backward, with g = dL/dy and per token θ (the sums run over d):
-        g_u = (g − y <g, y>) / ||u||
-        g_a = g_u ⊙ A + κ b,   g_b = g_u ⊙ S + κ a,   κ = dθ/d<a, b> · dL/dθ   (0 where θ was replaced)
+        g_u = (g − y <g, y>) / ||u||        (g / eps where ||u|| ≤ eps, as in l2_normalize)
+        g_a = g_u ⊙ A + κ b,   g_b = g_u ⊙ S + κ a,   κ = dθ/d<a, b> · dL/dθ
+              (κ = 0 where θ was replaced or the cosine clamped)
         dL/dθ = Σ (1−α) ⊙ g_u ⊙ a ⊙ cos((1−α)θ) + α ⊙ g_u ⊙ b ⊙ cos(αθ),   dθ/dc = −1/√(1 − c²)
         dL/dα = Σ over tokens of θ (g_u ⊙ b ⊙ cos(αθ) − g_u ⊙ a ⊙ cos((1−α)θ))
-    `tests/test_ngpt.py` checks values and gradients against autograd's and with gradcheck.
+    `tests/test_fast_paths.py` checks values and gradients against autograd's and with gradcheck.
     """
 
     @staticmethod
@@ -241,19 +243,24 @@ class _SlerpFunction(torch.autograd.Function):
         sin_at, cos_at = torch.sin(alpha_theta), torch.cos(alpha_theta)
         coef_a = torch.addcmul(sin_t * cos_at, sin_at, cos_t, value=-1.0)  # sin((1−α)θ)
         u = torch.addcmul(coef_a * a, sin_at, b)
-        inv_norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min_(1e-6).reciprocal_()
+        norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
+        u_clamped = norm <= 1e-6  # as l2_normalize: there y = u / eps and g_u = g / eps
+        inv_norm = norm.clamp_min_(1e-6).reciprocal_()
         y = u.mul_(inv_norm)
         # dθ/d<a, b>, 0 where the angle was replaced or the clamp was active (as autograd's clamp and where)
         dtheta = torch.rsqrt(1 - cos_clamped.square()).neg_()
         dtheta.masked_fill_(replaced | (cos_ab != cos_clamped), 0.0)
-        ctx.save_for_backward(a, b, alpha, theta, sin_t, cos_t, sin_at, cos_at, coef_a, y, inv_norm, dtheta)
+        ctx.save_for_backward(a, b, alpha, theta, sin_t, cos_t, sin_at, cos_at, coef_a, y, inv_norm, u_clamped,
+                              dtheta)
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
-        a, b, alpha, theta, sin_t, cos_t, sin_at, cos_at, coef_a, y, inv_norm, dtheta = ctx.saved_tensors
+        a, b, alpha, theta, sin_t, cos_t, sin_at, cos_at, coef_a, y, inv_norm, u_clamped, dtheta = ctx.saved_tensors
         d = a.shape[-1]
-        g_u = torch.addcmul(grad, y, torch.linalg.vecdot(grad, y).unsqueeze(-1), value=-1.0).mul_(inv_norm)
+        dot = torch.linalg.vecdot(grad, y).unsqueeze(-1).masked_fill_(u_clamped, 0.0)
+        g_u = torch.addcmul(grad, y, dot, value=-1.0).mul_(inv_norm)
         cos_1mat = torch.addcmul(cos_t * cos_at, sin_t, sin_at)  # cos((1−α)θ)
         r = g_u * a * cos_1mat  # dL/dA ⊙ cos((1−α)θ)
         m = g_u * b * cos_at  # dL/dS ⊙ cos(αθ)

@@ -1,9 +1,13 @@
 """The float32 CPU fast paths (layers.FAST_CPU_PATHS): `l2_normalize` and nGPT's `slerp` as autograd Functions
-with their backward written out. Each must give autograd's numbers, value for value and gradient for gradient,
-or the speed-up would change what the models compute; gradcheck in float64 checks each backward is the exact
-derivative of its own forward."""
+with their backward written out. Each must give autograd's values and gradients (up to float32 rounding), or
+the speed-up would change what the models compute; gradcheck in float64 checks each backward is the exact
+derivative of its own forward. Every comparison also checks that the two sides took different paths."""
 
 from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -13,41 +17,58 @@ from minigpt import ModelConfig, build_model
 from minigpt.layers import _L2NormalizeFunction, l2_normalize
 from minigpt.ngpt import _SlerpFunction, slerp
 
-
-@pytest.fixture
-def autograd_paths(monkeypatch: pytest.MonkeyPatch):
-    """A context in which every fast path is off: the reference each fast path is compared with."""
-
-    class Off:
-        def __enter__(self) -> None:
-            monkeypatch.setattr(layers, "FAST_CPU_PATHS", False)
-
-        def __exit__(self, *exc: object) -> None:
-            monkeypatch.setattr(layers, "FAST_CPU_PATHS", True)
-
-    return Off()
+FAST_NODES = ("_L2NormalizeFunctionBackward", "_SlerpFunctionBackward", "_RMSNormFunctionBackward")
 
 
-def _value_and_grads(fn, inputs: list[torch.Tensor], grad: torch.Tensor) -> list[torch.Tensor]:
+@contextlib.contextmanager
+def autograd_paths() -> Iterator[None]:
+    """Every fast path off: the reference each fast path is compared with."""
+    before = layers.FAST_CPU_PATHS
+    layers.FAST_CPU_PATHS = False
+    try:
+        yield
+    finally:
+        layers.FAST_CPU_PATHS = before
+
+
+def graph_nodes(t: torch.Tensor) -> set[str]:
+    """Names of every autograd node behind `t`."""
+    seen, stack, names = set(), [t.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack += [n for n, _ in node.next_functions]
+    return names
+
+
+def _value_and_grads(fn, inputs: list[torch.Tensor], grad: torch.Tensor) -> tuple[list[torch.Tensor], set[str]]:
     leaves = [t.detach().clone().requires_grad_() for t in inputs]
     out = fn(*leaves)
     out.backward(grad)
-    return [out.detach(), *(t.grad for t in leaves)]
+    return [out.detach(), *(t.grad for t in leaves)], graph_nodes(out)
 
 
 # ------------------------------------------------------------------------------------------ l2_normalize
 
 
 @pytest.mark.parametrize("dim", [-1, 0, 1])
-def test_l2_normalize_matches_autograd(dim: int, autograd_paths) -> None:
+def test_l2_normalize_matches_autograd(dim: int) -> None:
     g = torch.Generator().manual_seed(0)
     x = 3.0 * torch.randn(6, 5, 8, generator=g)
-    x[0, 0] = 0.0  # the all-zero vector (along dim -1), where the clamp is active
-    x[1, 1] = 1e-8
+    along = [0, 0, 0]
+    along[dim] = slice(None)
+    x[tuple(along)] = 0.0  # an all-zero vector along `dim`: the clamp is active
+    along = [1, 1, 1]
+    along[dim] = slice(None)
+    x[tuple(along)] = 1e-8  # clamped too, and y ≠ 0 there, so the masked term matters
     grad = torch.randn(6, 5, 8, generator=g)
-    fast = _value_and_grads(lambda t: l2_normalize(t, dim), [x], grad)
-    with autograd_paths:
-        ref = _value_and_grads(lambda t: l2_normalize(t, dim), [x], grad)
+    fast, fast_nodes = _value_and_grads(lambda t: l2_normalize(t, dim), [x], grad)
+    with autograd_paths():
+        ref, ref_nodes = _value_and_grads(lambda t: l2_normalize(t, dim), [x], grad)
+    assert "_L2NormalizeFunctionBackward" in fast_nodes and "_L2NormalizeFunctionBackward" not in ref_nodes
     for a, b in zip(fast, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert torch.isfinite(fast[1]).all()
@@ -57,6 +78,8 @@ def test_l2_normalize_takes_the_fast_path_only_for_float32_cpu() -> None:
     x = torch.randn(3, 8, requires_grad=True)
     assert type(l2_normalize(x).grad_fn).__name__ == "_L2NormalizeFunctionBackward"
     assert type(l2_normalize(x.double()).grad_fn).__name__ != "_L2NormalizeFunctionBackward"
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # some of its ops would run in bf16 under autocast
+        assert type(l2_normalize(x).grad_fn).__name__ != "_L2NormalizeFunctionBackward"
 
 
 @pytest.mark.parametrize("dim", [-1, 0])
@@ -65,30 +88,59 @@ def test_l2_normalize_backward_is_the_exact_derivative(dim: int) -> None:
     assert torch.autograd.gradcheck(lambda t: _L2NormalizeFunction.apply(t, dim, 1e-6), (x,))
 
 
+def test_fast_paths_refuse_double_backward() -> None:
+    """Their backward is not itself differentiable: asking for it must fail loudly, not give wrong numbers."""
+    x = torch.randn(3, 8, requires_grad=True)
+    (g,) = torch.autograd.grad(l2_normalize(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|double backward|does not require grad"):
+        g.sum().backward()
+
+
 # ------------------------------------------------------------------------------------------------ slerp
 
 
 def _pair(case: str, shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     a = l2_normalize(torch.randn(shape, generator=g))
+    if case == "small_angle":  # θ = 7e-4: sin θ < tiny (θ replaced), the cosine clamp not active
+        p = torch.randn(shape, generator=g)
+        p = l2_normalize(p - (p * a).sum(-1, keepdim=True) * a)
+        return a, math.cos(7e-4) * a + math.sin(7e-4) * p
     b = {"generic": torch.randn(shape, generator=g), "equal": a.clone(), "opposite": -a,
          "nearly_equal": a + 1e-6 * torch.randn(shape, generator=g)}[case]
     return a, l2_normalize(b)
 
 
-@pytest.mark.parametrize("case", ["generic", "equal", "opposite", "nearly_equal"])
-def test_slerp_matches_autograd(case: str, autograd_paths) -> None:
+@pytest.mark.parametrize("case,tiny", [("generic", 1e-3), ("equal", 1e-3), ("opposite", 1e-3),
+                                       ("nearly_equal", 1e-3), ("small_angle", 1e-3), ("equal", 1e-5)])
+def test_slerp_matches_autograd(case: str, tiny: float) -> None:
+    """("equal", 1e-5): the cosine clamp is active but sin θ ≈ 4.5e-4 > tiny, so θ is not replaced."""
     shape = (3, 7, 16)
     a, b = _pair(case, shape)
     g = torch.Generator().manual_seed(1)
     alpha = torch.rand(16, generator=g)  # per-dimension α, as the blocks use
     grad = torch.randn(shape, generator=g)
-    fast = _value_and_grads(lambda x, y, al: slerp(x, y, al), [a, b, alpha], grad)
-    with autograd_paths:
-        ref = _value_and_grads(lambda x, y, al: slerp(x, y, al), [a, b, alpha], grad)
+    fast, fast_nodes = _value_and_grads(lambda x, y, al: slerp(x, y, al, tiny), [a, b, alpha], grad)
+    with autograd_paths():
+        ref, ref_nodes = _value_and_grads(lambda x, y, al: slerp(x, y, al, tiny), [a, b, alpha], grad)
+    assert "_SlerpFunctionBackward" in fast_nodes and "_SlerpFunctionBackward" not in ref_nodes
     for name, x, y in zip(["value", "grad a", "grad b", "grad alpha"], fast, ref, strict=True):
         assert torch.isfinite(x).all(), name
         torch.testing.assert_close(x, y, rtol=1e-4, atol=2e-5, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_slerp_where_the_interpolated_vector_is_near_zero() -> None:
+    """b = −a and α ≈ 1/2: u = sin((1−α)θ) a + sin(αθ) b is nearly 0, ||u|| hits the clamp of its Norm."""
+    a, _ = _pair("generic", (2, 3, 16))
+    b = -a
+    alpha = torch.full((16,), 0.5)
+    alpha[::2] = 0.5 + 1e-7
+    grad = torch.randn(2, 3, 16, generator=torch.Generator().manual_seed(2))
+    fast, _ = _value_and_grads(lambda x, y, al: slerp(x, y, al, 1e-5), [a, b, alpha], grad)
+    with autograd_paths():
+        ref, _ = _value_and_grads(lambda x, y, al: slerp(x, y, al, 1e-5), [a, b, alpha], grad)
+    for x, y in zip(fast, ref, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4)
 
 
 def test_slerp_takes_the_fast_path_for_the_blocks_case_only() -> None:
@@ -109,8 +161,12 @@ def test_slerp_backward_is_the_exact_derivative() -> None:
 # ------------------------------------------------------------------------------------------- whole models
 
 
-@pytest.mark.parametrize("variant,update", [("ngpt", "lerp"), ("ngpt", "slerp"), ("pre_ln", "lerp")])
-def test_model_loss_and_gradients_match_autograd(variant: str, update: str, autograd_paths) -> None:
+@pytest.mark.parametrize("variant,update,nodes", [
+    ("ngpt", "lerp", {"_L2NormalizeFunctionBackward"}),
+    ("ngpt", "slerp", {"_L2NormalizeFunctionBackward", "_SlerpFunctionBackward"}),
+    ("pre_ln", "lerp", {"_RMSNormFunctionBackward"}),
+])
+def test_model_loss_and_gradients_match_autograd(variant: str, update: str, nodes: set[str]) -> None:
     """A training step's loss and every parameter's gradient, fast paths on vs off (pre-LN with RMSNorm)."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant=variant, vocab_size=48, block_size=16, n_layer=2, n_head=4,
@@ -122,15 +178,16 @@ def test_model_loss_and_gradients_match_autograd(variant: str, update: str, auto
     g = torch.Generator().manual_seed(1)
     idx, tgt = torch.randint(0, 48, (4, 16), generator=g), torch.randint(0, 48, (4, 16), generator=g)
 
-    def loss_and_grads() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_and_grads() -> tuple[torch.Tensor, dict[str, torch.Tensor], set[str]]:
         model.zero_grad(set_to_none=True)
         _, loss = model(idx, tgt)
         loss.backward()
-        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}, graph_nodes(loss)
 
-    loss_fast, grads_fast = loss_and_grads()
-    with autograd_paths:
-        loss_ref, grads_ref = loss_and_grads()
+    loss_fast, grads_fast, nodes_fast = loss_and_grads()
+    with autograd_paths():
+        loss_ref, grads_ref, nodes_ref = loss_and_grads()
+    assert nodes_fast & set(FAST_NODES) == nodes and not nodes_ref & set(FAST_NODES)
     torch.testing.assert_close(loss_fast, loss_ref, rtol=1e-6, atol=1e-6)
     for name in grads_ref:
         torch.testing.assert_close(grads_fast[name], grads_ref[name], rtol=1e-4, atol=1e-6, msg=name)

@@ -116,6 +116,18 @@ def test_after_optimizer_step_renormalizes():
             assert torch.equal(p, scales[n]), n
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_after_optimizer_step_in_other_dtypes(dtype):
+    """The in-place projection accumulates norms in at least float32, whatever the weights' dtype."""
+    model = make().to(dtype)
+    with torch.no_grad():
+        for _, w, _ in sphere_matrices(model):
+            w.mul_(torch.rand(w.shape, dtype=dtype) + 0.5)
+    model.after_optimizer_step()
+    for name, w, dim in sphere_matrices(model):
+        assert norm_error(w.float(), dim) < (1e-6 if dtype == torch.float64 else 1e-2), name
+
+
 @pytest.mark.parametrize("update", ["lerp", "slerp"])
 def test_hidden_state_on_sphere(update):
     model = make(update)
