@@ -37,8 +37,8 @@ HERE = Path(__file__).resolve().parent
 
 # (name, module, argv) of each sub-benchmark, full and quick
 FULL = [
-    ("throughput cpu-tiny", throughput, ["--preset", "cpu-tiny", "--repeats", "5", "--steps", "10"]),
-    ("throughput cpu-small", throughput, ["--preset", "cpu-small", "--repeats", "5", "--steps", "1",
+    ("throughput cpu-tiny", throughput, ["--preset", "cpu-tiny", "--repeats", "25", "--steps", "2"]),
+    ("throughput cpu-small", throughput, ["--preset", "cpu-small", "--repeats", "9", "--steps", "1",
                                           "--warmup", "1"]),
     ("norm share cpu-tiny", norm_share, ["--preset", "cpu-tiny", "--steps", "3"]),
     ("rmsnorm vs layernorm", rmsnorm, ["--repeats", "9"]),

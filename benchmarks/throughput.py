@@ -2,7 +2,7 @@
 `after_optimizer_step`), against a plain nanoGPT-style pre-LN model written here as the comparator, plus a CPU
 model-FLOPs utilization (MFU) per row.
 
-    python benchmarks/throughput.py [--preset cpu-tiny|cpu-small] [--repeats 5] [--steps 10] [--threads N]
+    python benchmarks/throughput.py [--preset cpu-tiny|cpu-small] [--repeats 25] [--steps 2] [--threads N]
 
 Prints JSON. Models are timed round-robin (each repeat times every model once, in turn, every other repeat in
 reverse order) so that machine noise hits all of them alike; the reported number is the median over repeats.
@@ -171,8 +171,9 @@ def time_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="cpu-tiny", choices=["cpu-tiny", "cpu-small"])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
+    ap.add_argument("--repeats", type=int, default=25, help="round-robin repeats (many short ones: a shared "
+                                                             "machine's speed drifts within a run)")
+    ap.add_argument("--steps", type=int, default=2, help="timed steps per model per repeat")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per model before the repeats")
     ap.add_argument("--peak-repeats", type=int, default=10, help="timed 2048x2048 matmuls for the peak")
