@@ -26,6 +26,9 @@ Paper vs the public reference code (NVIDIA/ngpt, model.py and train.py), choice 
   are normalized as the reference normalizes each of the three. The logits cover every position (our API).
 - s_qk: both factors go on q (q̂ ⊙ s_qk², k̂), the same logits √d_head · Σ s_qk² q̂ k̂ with one multiply
   fewer. GQA (not in the paper) needs it: there one key head serves query heads with different s_qk.
+- Speed on the CPU: for float32 CPU tensors `l2_normalize` and `slerp` run as autograd Functions with their
+  backward written out (`_SlerpFunction`, end of file): autograd's numbers up to rounding, 2-3% off a
+  cpu-tiny step (`benchmarks/throughput.py`, rows `ngpt-*-autograd`); `minigpt.layers.FAST_CPU_PATHS`.
 """
 
 from __future__ import annotations
@@ -193,7 +196,7 @@ class GPT(GPTBase):
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
         """Project every weight vector along d_model back onto the unit sphere, in place: per matrix one norm
-        (accumulated in float32) and one division, no copy (half the time of copying back a normalized one)."""
+        (accumulated in at least float32) and one division, with no normalized copy to write back."""
         for module, dim in self._sphere:
             w = module.weight
             # W ← W / ||W|| along d_model
