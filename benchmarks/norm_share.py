@@ -17,7 +17,7 @@ also calls. So, while profiling:
   sequence number of the forward op that created it, so this is the backward of exactly those ops;
 - nGPT's weight projection after the optimizer step (`after_optimizer_step`, in place, no grad) is wrapped
   in a `norm::l2-weights` range: reported apart (`optimizer_ms`) and counted in the total;
-- SLERP's own final Norm runs inside `_SlerpFunction`, fused with the interpolation, and is counted with the
+- SLERP's own final Norm runs inside `fast_cpu.SlerpFunction`, fused with the interpolation, and is counted with the
   update, not here: ngpt-slerp has one normalization per update fewer in its tally than ngpt-lerp.
 The denominator is a `record_function("step")` range around the whole step. Profiling adds a fixed cost per op,
 which weighs more on the many small norm ops than on the matmuls, so the time share is an upper-side estimate;
@@ -47,7 +47,6 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
-import minigpt.layers
 import minigpt.ngpt
 from minigpt import build_model, get_preset
 

@@ -14,7 +14,7 @@ Two pre-LN rows: `pre_ln` is the preset's block (RoPE, SwiGLU, no bias: what `co
 computation as the reference, so `pre_ln-classic.vs_nanogpt` isolates our code's overhead. One option at a time
 is changed from `pre_ln` in `pre_ln-rmsnorm` (RMSNorm for LayerNorm) and `pre_ln-gelu` (GELU for SwiGLU);
 `ngpt-lerp` vs `ngpt-slerp` is the nGPT update option. The `-autograd` rows are nGPT with
-`minigpt.layers.FAST_CPU_PATHS` off (autograd's backward of `l2_normalize` and SLERP instead of the written-out
+`minigpt.fast_cpu.FAST_CPU_PATHS` off (autograd's backward of `l2_normalize` and SLERP instead of the written-out
 ones): what the fast paths buy.
 
 MFU: model FLOPs per token = 6·N + 12·L·T·d (PaLM, Chowdhery et al. 2022, App. B: 6 FLOPs per parameter per
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import minigpt.layers
+import minigpt.fast_cpu
 from minigpt import build_model, get_preset
 
 
@@ -154,7 +154,7 @@ def peak_gflops(n: int = 2048, repeats: int = 10) -> float:
 def time_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, n: int,
                fast_cpu_paths: bool = True) -> float:
     """Mean seconds per optimizer step over `n` steps."""
-    minigpt.layers.FAST_CPU_PATHS = fast_cpu_paths
+    minigpt.fast_cpu.FAST_CPU_PATHS = fast_cpu_paths
     after = getattr(model, "after_optimizer_step", None)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> dict:
         # every other repeat in reverse order (A B C, C B A, ...): a model's place in the round cannot bias it
         for k in (list(models) if r % 2 == 0 else list(reversed(models))):
             samples[k].append(time_steps(models[k][0], opts[k], x, y, args.steps, not k.endswith("-autograd")))
-    minigpt.layers.FAST_CPU_PATHS = True
+    minigpt.fast_cpu.FAST_CPU_PATHS = True
 
     med = {k: statistics.median(v) for k, v in samples.items()}
     rows = {}

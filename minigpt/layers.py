@@ -11,27 +11,13 @@ weight tying.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from .config import ModelConfig
-
-# The float32 CPU fast paths (RMSNorm, l2_normalize, nGPT's SLERP) are autograd Functions with their backward
-# written out: autograd's values and gradients up to float32 rounding, in fewer passes over the tensors. False
-# runs autograd's version everywhere; tests compare the two and benchmarks/throughput.py times both. They are
-# first-order only (`once_differentiable`: a double backward raises rather than silently dropping terms).
-FAST_CPU_PATHS = True
-
-
-def fast_cpu_path(*tensors: Tensor) -> bool:
-    """Whether the written-out CPU backward applies: FAST_CPU_PATHS on, no CPU autocast (which would run some
-    of their ops in bf16), every tensor float32 on the CPU."""
-    return (FAST_CPU_PATHS and not torch.is_autocast_enabled("cpu")
-            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors))
+from .fast_cpu import L2NormalizeFunction, RMSNormFunction, fast_cpu_path
 
 
 class ModelInputError(ValueError):
@@ -53,39 +39,13 @@ def make_norm(kind: str, dim: int, eps: float = 1e-5, bias: bool = True) -> nn.M
     raise ValueError(f"norm={kind!r} is not valid; choose one of layernorm, rmsnorm")
 
 
-class _RMSNormFunction(torch.autograd.Function):
-    """y = x / rms(x) * w, rms(x) = sqrt(mean(x^2) + eps), with its backward written out.
-
-    With x_hat = x / rms(x) and g = dL/dy: dL/dx = (g*w - x_hat * mean(g*w * x_hat)) / rms(x) and
-    dL/dw = sum over rows of g * x_hat. LayerNorm's backward has one more term, -mean(g*w), for the centering;
-    RMSNorm drops it, which is where its saving comes from.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, eps: float) -> Tensor:
-        inv_rms = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.shape[-1]).add_(eps).rsqrt_()
-        x_hat = x * inv_rms
-        ctx.save_for_backward(x_hat, inv_rms, weight)
-        return x_hat * weight
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
-        x_hat, inv_rms, weight = ctx.saved_tensors
-        gw = grad * weight
-        minus_mean = (gw * x_hat).sum(-1, keepdim=True).div_(-x_hat.shape[-1])
-        grad_x = torch.addcmul(gw, x_hat, minus_mean).mul_(inv_rms)
-        grad_w = (grad * x_hat).reshape(-1, x_hat.shape[-1]).sum(0)
-        return grad_x, grad_w, None
-
-
 class RMSNorm(nn.RMSNorm):
-    """`nn.RMSNorm` (same parameters, same state_dict, same numbers) with a faster float32 path on the CPU.
+    """`nn.RMSNorm` (same parameters, same state_dict, same values up to rounding), faster in float32 on the CPU.
 
     Why: in torch 2.13 the CPU `rms_norm` is a chain of generic ops (pow, mean, add, rsqrt, mul, mul) whose
     autograd backward is twice as long again, while LayerNorm has one fused kernel each way; so the "cheaper"
-    norm was the slower one. The hand-written backward above makes a call (forward + backward) 1.5-2x faster
-    than torch's, but it is still several passes over the tensor against LayerNorm's one, so on the CPU
+    norm was the slower one. `fast_cpu.RMSNormFunction`'s written-out backward makes a call (forward +
+    backward) 1.5-2x faster than torch's, but it is still several passes against LayerNorm's one, so on the CPU
     RMSNorm stays slower than LayerNorm, per call and per step. A fused C kernel (benchmark-only) is ~1.5x
     cheaper than LayerNorm's, but the norms' kernels are under 2% of a cpu-tiny step, so even that does not
     show per step above the noise: `python benchmarks/rmsnorm.py` measures all of it. On CUDA, and for other
@@ -97,47 +57,30 @@ class RMSNorm(nn.RMSNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.weight is not None and fast_cpu_path(x, self.weight):
-            return _RMSNormFunction.apply(x, self.weight, self.eps)
+            return RMSNormFunction.apply(x, self.weight, self.eps)
         return super().forward(x)
-
-
-class _L2NormalizeFunction(torch.autograd.Function):
-    """y = x / max(||x||, eps) along `dim`, with its backward written out.
-
-    With g = dL/dy: dL/dx = (g − y <g, y>) / ||x||, the part of g orthogonal to y, scaled; where ||x|| ≤ eps
-    (only the all-zero vector, in practice) y = x / eps and dL/dx = g / eps, as the clamp gives autograd.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, dim: int, eps: float) -> Tensor:
-        norm = torch.linalg.vector_norm(x, dim=dim, keepdim=True)
-        clamped = norm <= eps
-        inv_norm = norm.clamp_min_(eps).reciprocal_()
-        y = x * inv_norm
-        ctx.save_for_backward(y, inv_norm, clamped)
-        ctx.dim = dim
-        return y
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        y, inv_norm, clamped = ctx.saved_tensors
-        dot = (grad * y).sum(ctx.dim, keepdim=True).masked_fill_(clamped, 0.0)
-        return torch.addcmul(grad, y, dot, value=-1.0).mul_(inv_norm), None, None
 
 
 def l2_normalize(x: Tensor, dim: int = -1, eps: float = 1e-6) -> Tensor:
     """Norm(v) = v / ||v||_2 along `dim` (nGPT's projection onto the unit hypersphere).
 
     Computed in float32 and cast back: under bf16 the squared sum loses the precision that keeps vectors on
-    the sphere. `eps` guards only the all-zero vector. On the CPU in float32 `_L2NormalizeFunction` computes
+    the sphere. `eps` guards only the all-zero vector. On the CPU in float32 `fast_cpu.L2NormalizeFunction` computes
     it (the same values up to rounding) in 6 operations on the full tensor, forward and backward, where
     autograd's chain of square, sum, clamp, rsqrt and mul takes 10; nGPT calls this up to 6 times per block.
     """
     if fast_cpu_path(x):
-        return _L2NormalizeFunction.apply(x, dim, eps)
+        return L2NormalizeFunction.apply(x, dim, eps)
     xf = x.float()
     return (xf * torch.rsqrt(xf.square().sum(dim, keepdim=True).clamp_min(eps * eps))).type_as(x)
+
+
+@torch.no_grad()
+def l2_normalize_(w: Tensor, dim: int, eps: float = 1e-6) -> Tensor:
+    """w ← Norm(w) along `dim`, in place (nGPT's weight projection): one norm, accumulated in at least float32,
+    and one division, with no normalized copy to write back."""
+    norm = torch.linalg.vector_norm(w, dim=dim, keepdim=True, dtype=torch.promote_types(w.dtype, torch.float32))
+    return w.div_(norm.clamp_min_(eps))
 
 
 class Scale(nn.Module):

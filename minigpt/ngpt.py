@@ -24,26 +24,22 @@ Paper vs the public reference code (NVIDIA/ngpt, model.py and train.py), choice 
 - SLERP (`ngpt_update="slerp"`, Sec. 2.2.2) is in neither code base; see `slerp`.
 - Init as train.py: N(0, 1/d_model) then normalized. W_q, W_k, W_v are one fused matrix; its rows (and W_v's)
   are normalized as the reference normalizes each of the three. The logits cover every position (our API).
-- s_qk: both factors go on q (q̂ ⊙ s_qk², k̂), the same logits √d_head · Σ s_qk² q̂ k̂ with one multiply
-  fewer. GQA (not in the paper) needs it: there one key head serves query heads with different s_qk.
-- Speed on the CPU: for float32 CPU tensors `l2_normalize` and `slerp` run as autograd Functions with their
-  backward written out (`_SlerpFunction`, end of file): autograd's numbers up to rounding, 2-3% off a
-  cpu-tiny step (`benchmarks/throughput.py`, rows `ngpt-*-autograd`); `minigpt.layers.FAST_CPU_PATHS`.
+- s_qk: both factors go on q (q̂ ⊙ s_qk², k̂): the same logits, one multiply fewer, and what GQA (not in the
+  paper: one key head serves query heads with different s_qk) needs anyway.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from .config import ModelConfig
-from .layers import MLP, CausalSelfAttention, GPTBase, fast_cpu_path, l2_normalize
+from .fast_cpu import SlerpFunction, fast_cpu_path
+from .layers import MLP, CausalSelfAttention, GPTBase, l2_normalize, l2_normalize_
 
 
 class ScaledParam(nn.Module):
@@ -68,10 +64,8 @@ def _scale(value: float | None, config: ModelConfig) -> float:
 
 
 def lerp_update(h: Tensor, target: Tensor, alpha: Tensor) -> Tensor:
-    """The paper's practical update, a normalized linear step from h towards the unit vector `target`.
-    `torch.lerp` is h + α ⊙ (target − h) in one pass over the tensors instead of three; it does not promote
-    dtypes (bf16 sublayer outputs under autocast), so the operands are first cast to the promoted type."""
-    dtype = torch.promote_types(torch.result_type(h, target), torch.result_type(h, alpha))
+    """The paper's practical update, a normalized linear step from h towards the unit vector `target`."""
+    dtype = torch.promote_types(torch.result_type(h, target), torch.result_type(h, alpha))  # lerp won't promote
     # h ← Norm(h + α ⊙ (target − h))
     return l2_normalize(torch.lerp(h.to(dtype), target.to(dtype), alpha.to(dtype)))
 
@@ -88,12 +82,10 @@ def slerp(a: Tensor, b: Tensor, alpha: Tensor | float, tiny: float = 1e-3) -> Te
     it), which makes the coefficients (1 − α) and α up to a relative O(θ₀²) ~ 1e-8: LERP's, the limit as
     θ → 0, and at θ → π, where the geodesic is undefined, a finite choice. The clamp keeps arccos' gradient
     finite. Only per-token quantities are branched on, never the (B, T, d) tensors.
-
-    On the CPU in float32 with one α per dimension (the model's case) `_SlerpFunction`, at the end of this
-    file, computes the same values (up to rounding) with its backward written out, in fewer passes.
     """
+    # float32 CPU, one α per dimension (the blocks' case): the same values with a written-out backward
     if isinstance(alpha, Tensor) and alpha.shape == a.shape[-1:] and fast_cpu_path(a, b, alpha):
-        return _SlerpFunction.apply(a, b, alpha, tiny)
+        return SlerpFunction.apply(a, b, alpha, tiny, _SLERP_THETA0)
     dtype = a.dtype
     a, b = a.float(), b.float()
     alpha = torch.as_tensor(alpha, dtype=torch.float32, device=a.device)
@@ -110,8 +102,7 @@ _SLERP_THETA0 = 1e-4  # the stand-in angle where sin θ < tiny: float32 keeps si
 
 class Attention(CausalSelfAttention):
     """Causal attention with q, k on the sphere: q = Norm(q) ⊙ s_qk, k = Norm(k) ⊙ s_qk per head (after RoPE),
-    softmax scale √d_head (Sec. 2.3.2). v is not normalized. `transform_qk` returns (q̂ ⊙ s_qk², k̂), whose
-    dot products are the same."""
+    softmax scale √d_head (Sec. 2.3.2). v is not normalized."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
@@ -120,8 +111,7 @@ class Attention(CausalSelfAttention):
 
     def transform_qk(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         s_qk = self.s_qk().to(q.dtype).view(self.n_head, 1, self.head_dim)  # one d_head slice per head
-        # q = Norm(q) ⊙ s_qk,  k = Norm(k) ⊙ s_qk,  applied as q = Norm(q) ⊙ s_qk², k = Norm(k): the same
-        # logits √d_head · Σ s_qk² q̂ k̂ with one (B, nh, T, d_head) multiply fewer, and what GQA needs anyway
+        # q = Norm(q) ⊙ s_qk, k = Norm(k) ⊙ s_qk, returned as (Norm(q) ⊙ s_qk², Norm(k)): the same logits
         return l2_normalize(q) * s_qk.square(), l2_normalize(k)
 
 
@@ -136,8 +126,7 @@ class NormalizedMLP(MLP):
 
     def forward(self, h: Tensor) -> Tensor:
         # u = s_u ⊙ (W_u h),  ν = s_ν ⊙ (W_ν h) · √d_model     (W_ν h are cosines ~ 1/√d: rescale for SiLU)
-        # computed as (diag(s) W) h: the same numbers, but the scales multiply the (2·hidden, d) weight rather
-        # than the (B, T, 2·hidden) activations, 8x fewer elements at cpu-tiny (benchmarks/throughput.py)
+        # as (diag(s) W) h: the scales on the (2·hidden, d) weight, not the (B, T, 2·hidden) activations
         scale = torch.cat([self.s_u(), self.s_nu() * self.sqrt_d])
         u, nu = F.linear(h, self.c_fc.weight * scale[:, None]).chunk(2, dim=-1)
         # h_M = W_o (u ⊙ SiLU(ν))
@@ -157,8 +146,7 @@ class Block(nn.Module):
         # h ← Norm(h + |α_A| ⊙ (Norm(h_A) − h))        (slerp: h ← SLERP(h, Norm(h_A); |α_A|))
         h = self.update(h, l2_normalize(self.attn(h)), self.alpha_attn().abs())
         # h ← Norm(h + |α_M| ⊙ (Norm(h_M) − h))        (slerp: h ← SLERP(h, Norm(h_M); |α_M|))
-        h = self.update(h, l2_normalize(self.mlp(h)), self.alpha_mlp().abs())
-        return h
+        return self.update(h, l2_normalize(self.mlp(h)), self.alpha_mlp().abs())
 
 
 class GPT(GPTBase):
@@ -195,13 +183,9 @@ class GPT(GPTBase):
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
-        """Project every weight vector along d_model back onto the unit sphere, in place: per matrix one norm
-        (accumulated in at least float32) and one division, with no normalized copy to write back."""
+        """Project every weight vector along d_model back onto the unit sphere (in place, one op per matrix)."""
         for module, dim in self._sphere:
-            w = module.weight
-            # W ← W / ||W|| along d_model
-            norm = torch.linalg.vector_norm(w, dim=dim, keepdim=True, dtype=torch.promote_types(w.dtype, torch.float32))
-            w.div_(norm.clamp_min_(1e-6))
+            l2_normalize_(module.weight, dim)
 
     def embed(self, idx: Tensor) -> Tensor:
         # h_0 = E_in[token]        (unit rows; no position embedding, no dropout)
@@ -214,64 +198,3 @@ class GPT(GPTBase):
     def param_groups(self, weight_decay: float) -> list[dict]:
         """One group, weight decay 0 whatever is asked: decay would pull the unit vectors off the sphere."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": 0.0}]
-
-
-# ------------------------------------------------------------------------------------ CPU fast path
-
-
-class _SlerpFunction(torch.autograd.Function):
-    """`slerp` for float32 CPU tensors and α of shape (d,), with the backward written out.
-
-    Autograd's version of `slerp` takes 39 operations on (B, T, d) tensors forward and backward, 4 of them
-    sin or cos; this one 29, 2 of them sin or cos: cos(αθ) is kept from the forward, and
-        A = sin((1−α)θ) = sin θ cos(αθ) − cos θ sin(αθ),   S = sin(αθ),   u = A ⊙ a + S ⊙ b,   y = u / ||u||.
-    Backward, with g = dL/dy and per token θ (the sums run over d):
-        g_u = (g − y <g, y>) / ||u||        (g / eps where ||u|| ≤ eps, as in l2_normalize)
-        g_a = g_u ⊙ A + κ b,   g_b = g_u ⊙ S + κ a,   κ = dθ/d<a, b> · dL/dθ
-              (κ = 0 where θ was replaced or the cosine clamped)
-        dL/dθ = Σ (1−α) ⊙ g_u ⊙ a ⊙ cos((1−α)θ) + α ⊙ g_u ⊙ b ⊙ cos(αθ),   dθ/dc = −1/√(1 − c²)
-        dL/dα = Σ over tokens of θ (g_u ⊙ b ⊙ cos(αθ) − g_u ⊙ a ⊙ cos((1−α)θ))
-    `tests/test_fast_paths.py` checks values and gradients against autograd's and with gradcheck.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, a: Tensor, b: Tensor, alpha: Tensor, tiny: float) -> Tensor:
-        cos_ab = torch.linalg.vecdot(a, b).unsqueeze(-1)
-        cos_clamped = cos_ab.clamp(-1 + 1e-7, 1 - 1e-7)
-        theta = torch.arccos(cos_clamped)
-        replaced = torch.sin(theta) < tiny
-        theta = torch.where(replaced, torch.full_like(theta, _SLERP_THETA0), theta)
-        sin_t, cos_t = torch.sin(theta), torch.cos(theta)
-        alpha_theta = alpha * theta
-        sin_at, cos_at = torch.sin(alpha_theta), torch.cos(alpha_theta)
-        coef_a = torch.addcmul(sin_t * cos_at, sin_at, cos_t, value=-1.0)  # sin((1−α)θ)
-        u = torch.addcmul(coef_a * a, sin_at, b)
-        norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
-        u_clamped = norm <= 1e-6  # as l2_normalize: there y = u / eps and g_u = g / eps
-        inv_norm = norm.clamp_min_(1e-6).reciprocal_()
-        y = u.mul_(inv_norm)
-        # dθ/d<a, b>, 0 where the angle was replaced or the clamp was active (as autograd's clamp and where)
-        dtheta = torch.rsqrt(1 - cos_clamped.square()).neg_()
-        dtheta.masked_fill_(replaced | (cos_ab != cos_clamped), 0.0)
-        ctx.save_for_backward(a, b, alpha, theta, sin_t, cos_t, sin_at, cos_at, coef_a, y, inv_norm, u_clamped,
-                              dtheta)
-        return y
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
-        a, b, alpha, theta, sin_t, cos_t, sin_at, cos_at, coef_a, y, inv_norm, u_clamped, dtheta = ctx.saved_tensors
-        d = a.shape[-1]
-        dot = torch.linalg.vecdot(grad, y).unsqueeze(-1).masked_fill_(u_clamped, 0.0)
-        g_u = torch.addcmul(grad, y, dot, value=-1.0).mul_(inv_norm)
-        cos_1mat = torch.addcmul(cos_t * cos_at, sin_t, sin_at)  # cos((1−α)θ)
-        r = g_u * a * cos_1mat  # dL/dA ⊙ cos((1−α)θ)
-        m = g_u * b * cos_at  # dL/dS ⊙ cos(αθ)
-        diff = m - r
-        flat = diff.reshape(-1, d)
-        grad_theta = r.sum(-1, keepdim=True) + (flat @ alpha).view_as(theta)  # Σ (1−α) r + α m
-        grad_alpha = theta.reshape(-1) @ flat
-        kappa = grad_theta.mul_(dtheta)
-        grad_a = torch.addcmul(g_u * coef_a, b, kappa)
-        grad_b = torch.addcmul(g_u * sin_at, a, kappa)
-        return grad_a, grad_b, grad_alpha, None

@@ -1,4 +1,4 @@
-"""The float32 CPU fast paths (layers.FAST_CPU_PATHS): `l2_normalize` and nGPT's `slerp` as autograd Functions
+"""The float32 CPU fast paths of minigpt/fast_cpu.py: `l2_normalize` and nGPT's `slerp` as autograd Functions
 with their backward written out. Each must give autograd's values and gradients (up to float32 rounding), or
 the speed-up would change what the models compute; gradcheck in float64 checks each backward is the exact
 derivative of its own forward. Every comparison also checks that the two sides took different paths."""
@@ -12,23 +12,24 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-import minigpt.layers as layers
+import minigpt.fast_cpu as fast_cpu
 from minigpt import ModelConfig, build_model
-from minigpt.layers import _L2NormalizeFunction, l2_normalize
-from minigpt.ngpt import _SlerpFunction, slerp
+from minigpt.fast_cpu import L2NormalizeFunction, SlerpFunction
+from minigpt.layers import l2_normalize
+from minigpt.ngpt import _SLERP_THETA0, slerp
 
-FAST_NODES = ("_L2NormalizeFunctionBackward", "_SlerpFunctionBackward", "_RMSNormFunctionBackward")
+FAST_NODES = ("L2NormalizeFunctionBackward", "SlerpFunctionBackward", "RMSNormFunctionBackward")
 
 
 @contextlib.contextmanager
 def autograd_paths() -> Iterator[None]:
     """Every fast path off: the reference each fast path is compared with."""
-    before = layers.FAST_CPU_PATHS
-    layers.FAST_CPU_PATHS = False
+    before = fast_cpu.FAST_CPU_PATHS
+    fast_cpu.FAST_CPU_PATHS = False
     try:
         yield
     finally:
-        layers.FAST_CPU_PATHS = before
+        fast_cpu.FAST_CPU_PATHS = before
 
 
 def graph_nodes(t: torch.Tensor) -> set[str]:
@@ -68,7 +69,7 @@ def test_l2_normalize_matches_autograd(dim: int) -> None:
     fast, fast_nodes = _value_and_grads(lambda t: l2_normalize(t, dim), [x], grad)
     with autograd_paths():
         ref, ref_nodes = _value_and_grads(lambda t: l2_normalize(t, dim), [x], grad)
-    assert "_L2NormalizeFunctionBackward" in fast_nodes and "_L2NormalizeFunctionBackward" not in ref_nodes
+    assert "L2NormalizeFunctionBackward" in fast_nodes and "L2NormalizeFunctionBackward" not in ref_nodes
     for a, b in zip(fast, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert torch.isfinite(fast[1]).all()
@@ -76,16 +77,16 @@ def test_l2_normalize_matches_autograd(dim: int) -> None:
 
 def test_l2_normalize_takes_the_fast_path_only_for_float32_cpu() -> None:
     x = torch.randn(3, 8, requires_grad=True)
-    assert type(l2_normalize(x).grad_fn).__name__ == "_L2NormalizeFunctionBackward"
-    assert type(l2_normalize(x.double()).grad_fn).__name__ != "_L2NormalizeFunctionBackward"
+    assert type(l2_normalize(x).grad_fn).__name__ == "L2NormalizeFunctionBackward"
+    assert type(l2_normalize(x.double()).grad_fn).__name__ != "L2NormalizeFunctionBackward"
     with torch.autocast("cpu", dtype=torch.bfloat16):  # some of its ops would run in bf16 under autocast
-        assert type(l2_normalize(x).grad_fn).__name__ != "_L2NormalizeFunctionBackward"
+        assert type(l2_normalize(x).grad_fn).__name__ != "L2NormalizeFunctionBackward"
 
 
 @pytest.mark.parametrize("dim", [-1, 0])
 def test_l2_normalize_backward_is_the_exact_derivative(dim: int) -> None:
     x = torch.randn(4, 3, 6, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: _L2NormalizeFunction.apply(t, dim, 1e-6), (x,))
+    assert torch.autograd.gradcheck(lambda t: L2NormalizeFunction.apply(t, dim, 1e-6), (x,))
 
 
 def test_fast_paths_refuse_double_backward() -> None:
@@ -123,7 +124,7 @@ def test_slerp_matches_autograd(case: str, tiny: float) -> None:
     fast, fast_nodes = _value_and_grads(lambda x, y, al: slerp(x, y, al, tiny), [a, b, alpha], grad)
     with autograd_paths():
         ref, ref_nodes = _value_and_grads(lambda x, y, al: slerp(x, y, al, tiny), [a, b, alpha], grad)
-    assert "_SlerpFunctionBackward" in fast_nodes and "_SlerpFunctionBackward" not in ref_nodes
+    assert "SlerpFunctionBackward" in fast_nodes and "SlerpFunctionBackward" not in ref_nodes
     for name, x, y in zip(["value", "grad a", "grad b", "grad alpha"], fast, ref, strict=True):
         assert torch.isfinite(x).all(), name
         torch.testing.assert_close(x, y, rtol=1e-4, atol=2e-5, msg=lambda m, name=name: f"{name}: {m}")
@@ -146,8 +147,8 @@ def test_slerp_where_the_interpolated_vector_is_near_zero() -> None:
 def test_slerp_takes_the_fast_path_for_the_blocks_case_only() -> None:
     a, b = _pair("generic", (2, 3, 8))
     a.requires_grad_()
-    assert type(slerp(a, b, torch.rand(8)).grad_fn).__name__ == "_SlerpFunctionBackward"
-    assert type(slerp(a, b, 0.3).grad_fn).__name__ != "_SlerpFunctionBackward"  # scalar α: autograd's
+    assert type(slerp(a, b, torch.rand(8)).grad_fn).__name__ == "SlerpFunctionBackward"
+    assert type(slerp(a, b, 0.3).grad_fn).__name__ != "SlerpFunctionBackward"  # scalar α: autograd's
 
 
 def test_slerp_backward_is_the_exact_derivative() -> None:
@@ -155,16 +156,16 @@ def test_slerp_backward_is_the_exact_derivative() -> None:
     a = l2_normalize(torch.randn(3, 4, 8, generator=g, dtype=torch.float64)).requires_grad_()
     b = l2_normalize(torch.randn(3, 4, 8, generator=g, dtype=torch.float64)).requires_grad_()
     alpha = torch.rand(8, generator=g, dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(lambda x, y, al: _SlerpFunction.apply(x, y, al, 1e-3), (a, b, alpha))
+    assert torch.autograd.gradcheck(lambda x, y, al: SlerpFunction.apply(x, y, al, 1e-3, _SLERP_THETA0), (a, b, alpha))
 
 
 # ------------------------------------------------------------------------------------------- whole models
 
 
 @pytest.mark.parametrize("variant,update,nodes", [
-    ("ngpt", "lerp", {"_L2NormalizeFunctionBackward"}),
-    ("ngpt", "slerp", {"_L2NormalizeFunctionBackward", "_SlerpFunctionBackward"}),
-    ("pre_ln", "lerp", {"_RMSNormFunctionBackward"}),
+    ("ngpt", "lerp", {"L2NormalizeFunctionBackward"}),
+    ("ngpt", "slerp", {"L2NormalizeFunctionBackward", "SlerpFunctionBackward"}),
+    ("pre_ln", "lerp", {"RMSNormFunctionBackward"}),
 ])
 def test_model_loss_and_gradients_match_autograd(variant: str, update: str, nodes: set[str]) -> None:
     """A training step's loss and every parameter's gradient, fast paths on vs off (pre-LN with RMSNorm)."""
