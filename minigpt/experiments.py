@@ -49,6 +49,7 @@ from . import build_model
 from . import diagnostics as D
 from .config import VARIANT_NAMES, ConfigError, ModelConfig, TrainConfig, default_preset_name, get_preset
 from .ngpt import lerp_update, slerp
+from .progress import progress_bar
 from .train import (
     METRICS_FILE,
     TrainResult,
@@ -510,8 +511,6 @@ def lr_stability(
     if not (0 < lr_start < lr_end) or steps < 2 or rise <= 0:
         raise ConfigError(f"need 0 < lr_start < lr_end, steps >= 2 and rise > 0; got {lr_start}, {lr_end}, "
                           f"{steps}, {rise}")
-    from tqdm.auto import tqdm
-
     name = _preset_name(preset)
     growth = (lr_end / lr_start) ** (1.0 / (steps - 1))
     out = LRStabilityResult(preset=name, lr_start=lr_start, lr_end=lr_end, steps=steps, growth=growth, rise=rise)
@@ -532,7 +531,7 @@ def lr_stability(
         losses: list[float] = []
         div_i: int | None = None
         reason = ""
-        bar = tqdm(total=steps, desc=f"LR test {variant}", disable=not progress, leave=True)
+        bar = progress_bar(steps, desc=f"LR test {variant}", disable=not progress, leave=True)
         for s in range(1, steps + 1):
             lr = lr_start * growth ** (s - 1)
             for group in optimizer.param_groups:

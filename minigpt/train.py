@@ -54,6 +54,7 @@ from torch import Tensor, nn
 
 from . import build_model
 from .config import ConfigError, ModelConfig, TrainConfig
+from .progress import progress_bar
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -830,9 +831,7 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path |
         save_checkpoint(state, ckpt_path)
         result.checkpoint, result.checkpoint_step = ckpt_path, step
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=train_cfg.steps, initial=start_step, desc=label or model_cfg.variant,
+    bar = progress_bar(train_cfg.steps, initial=start_step, desc=label or model_cfg.variant,
                disable=not (train_cfg.progress and dist.is_main), dynamic_ncols=True, leave=True)
     step_ms: list[float] = []
     step = start_step
