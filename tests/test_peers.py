@@ -116,6 +116,11 @@ def test_vendored_files_are_upstream():
     """The vendored peers are upstream's bytes: the hash `git rev-parse <commit>:model.py` gives upstream."""
     assert git_blob_sha1(PEERS / "nanogpt/model.py") == "c698f8b60129d793494de058b0dd4e318c0dcb5e"  # 3adf61e
     assert git_blob_sha1(PEERS / "ngpt/model.py") == "a4f2507162ff5b40e03a4f271cdd557b4218ac9f"  # ed19eb2
+    # the excerpt of train.py: upstream's lines 388-408 below the marker, byte for byte
+    excerpt = (PEERS / "ngpt/normalize.py").read_text().split("# ---- upstream lines 388-408 ----\n", 1)[1]
+    assert hashlib.sha256(excerpt.encode()).hexdigest() == (
+        "d02bf384ff6a9ccf736f7b7d1b882ce4521f4db811d764481098998a484d0cd8"
+    )  # git show ed19eb2:train.py | sed -n 388,408p | sha256sum
     for folder in ("nanogpt", "ngpt"):
         assert "MIT" in (PEERS / folder / "LICENSE").read_text()
 
