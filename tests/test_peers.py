@@ -12,7 +12,7 @@ Where a peer cannot express our model exactly, the peer is patched from here (ne
 files, whose upstream hashes `test_vendored_files_are_upstream` checks), each patch named and paired with a
 control that removes it. Every test moves all parameters off their init first, so that a misplaced norm or a
 dropped scale cannot hide behind ones and zeros. Peer packages missing: skip, except under CI (`CI` set),
-where the test fails (.ci/run installs the `peers` extra).
+where the test fails (the `dev` extra includes `peers`; .ci/run installs it).
 """
 
 from __future__ import annotations
