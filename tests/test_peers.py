@@ -265,6 +265,11 @@ def test_matches_torch_transformer_encoder_layer(variant):
 NORMFORMER_AS_XT = dataclasses.replace(Placement.preset("normformer"), ffn_out=True)
 
 
+def pre_ln_with(**flags: bool) -> Placement:
+    """placement.py's pre-LN with some of NormFormer's flags switched on."""
+    return dataclasses.replace(Placement.preset("pre_ln"), **flags)
+
+
 def xtransformers_peer(ours: nn.Module, patch=None, strict: bool = True, **decoder_kwargs) -> nn.Module:
     """A TransformerWrapper of lucidrains' x-transformers with our weights. Its norms are bias-free LayerNorms
     (gain only), so ours run with bias=False; it scales learned positions by d^-1/2, so they are ported ×√d;
@@ -337,6 +342,9 @@ XT_CASES = {
     "post_ln": (dict(pre_norm=False), lambda c: build_model(c)),
     "pre_ln": (dict(), lambda c: build_model(c)),
     "sandwich": (dict(sandwich_norm=True), lambda c: PlacementGPT(c, Placement.preset("sandwich"))),
+    # NormFormer's pieces one at a time, on pre-LN
+    "attn_head_scale": (dict(attn_head_scale=True), lambda c: PlacementGPT(c, pre_ln_with(head_scale=True))),
+    "ff_post_act_ln": (dict(ff_post_act_ln=True), lambda c: PlacementGPT(c, pre_ln_with(ffn_mid=True))),
     "normformer+ffn_out": (
         dict(sandwich_norm=True, attn_head_scale=True, ff_post_act_ln=True),
         lambda c: PlacementGPT(c, NORMFORMER_AS_XT),
