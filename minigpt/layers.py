@@ -101,7 +101,7 @@ class Rotary(nn.Module):
     """Rotary position embedding (Su et al. 2021), the standard form with the rotate-half pairing
     (dimension i is paired with i + d/2, as in GPT-NeoX and LLaMA).
 
-    RoPE is a rotation, so it preserves the norm of q and k; nGPT relies on that (it normalizes after it).
+    RoPE is a rotation: it preserves the norm of q and k, and q·k depends only on the offset between positions.
     The cos/sin tables are non-persistent buffers: derived state, not part of a checkpoint.
     """
 

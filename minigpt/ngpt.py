@@ -14,11 +14,15 @@ has unit norm; `after_optimizer_step()` puts them back on the sphere after each 
 reference code's: α 0.05 / 1/√d, s_qk 1 / 1/√d, s_u, s_ν 1 / 1, s_z 1 / 1/√d.
 
 Paper vs the public reference code (NVIDIA/ngpt, model.py and train.py), choice by choice:
-- RoPE: the standard rotate-half RoPE of layers.Rotary, applied before the q/k normalization (a rotation, so
-  norm-preserving). The reference's rotary pairs interleaved dimensions with a sin/cos table split in halves,
-  a non-standard variant.
-- MLP: the paper's form, √d_model on ν only; the reference scales both halves of its fused [u; ν] by √d_model.
-  Hidden size is config.mlp_hidden (8/3·d rounded up to 64) where the reference uses 4·d.
+- RoPE: the standard rotate-half RoPE of layers.Rotary, applied before the q/k normalization (a rotation:
+  norm-preserving, and q·k depends only on the offset between positions). The reference's
+  `apply_rotary_position_embeddings` is not a rotation: it keeps only the rotated term (no q·cos) of
+  interleaved pairs, with cos and sin read from the two halves of an interleaved sin/cos table, so it changes
+  norms (which the normalization after it hides) and makes q·k depend on absolute positions (which it does not).
+- MLP: the paper's form, √d_model on ν only; the reference scales both halves of its fused [u; ν] by √d_model
+  (the same output: the factor on u scales h_M, and Norm(h_M) removes it). Hidden size is config.mlp_hidden
+  (8/3·d rounded up to 64) where the reference uses 4·d. tests/test_peers.py compares the logits with the
+  reference's, patched to these three choices.
 - The update uses |α| for LERP and SLERP, as the reference does (the paper writes α). Like the paper and
   unlike the reference we do not re-normalize h before the update: it is already unit norm.
 - SLERP (`ngpt_update="slerp"`, Sec. 2.2.2) is in neither code base; see `slerp`.
