@@ -34,6 +34,7 @@ from typing import Any
 
 from . import config as C
 from .config import ConfigError, ModelConfig, TrainConfig
+from .registry import RUNS
 
 PROG = "python -m minigpt"
 
@@ -244,13 +245,13 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     p_cmp = sub.add_parser(
         "compare", help="train every variant with the same seed, data order and budget; table + report",
         description=_wrap(
-            "Train post_ln, pre_ln, normformer, ngpt-lerp and ngpt-slerp with the same seed, the same "
+            f"Train {', '.join(RUNS)} with the same seed, the same "
             "batches in the same order and the same step budget, each at its preset's peak LR. Prints a "
             "table and writes OUT/config.json, OUT/<run>/metrics.jsonl, OUT/val_loss.png and OUT/report.md."
         ),
         epilog="example:\n  %(prog)s\n  %(prog)s --preset cpu-small --steps 1000 --variants pre_ln ngpt-lerp",
     )
-    from .compare import RESERVED, RUNS
+    from .compare import reserved_fields
 
     p_cmp.add_argument("--preset", default=None, metavar="NAME",
                        help=f"one of {', '.join(C.PRESETS)} (default: {default_preset})")
@@ -258,7 +259,7 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
                        help=f"runs to compare (default: all): {', '.join(RUNS)}")
     p_cmp.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/<timestamp>)")
     p_cmp.add_argument("--overwrite", action="store_true", help="replace runs already in OUT")
-    _add_field_options(p_cmp, skip=RESERVED)
+    _add_field_options(p_cmp, skip=reserved_fields())
 
     p_sample = sub.add_parser(
         "sample", help="generate text from a checkpoint",
@@ -378,9 +379,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_compare(ns: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .compare import RESERVED, run_compare
+    from .compare import reserved_fields, run_compare
 
-    res = run_compare(ns.preset, _overrides(ns, skip=RESERVED), ns.variants, ns.out,
+    res = run_compare(ns.preset, _overrides(ns, skip=reserved_fields()), ns.variants, ns.out,
                       command=_command_line(argv), overwrite=ns.overwrite)
     print(res.table)
     for row in res.rows:

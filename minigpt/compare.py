@@ -1,7 +1,7 @@
 """`python -m minigpt compare`: every variant, same seed, same data order, same step budget; a table, a
 figure and a report.
 
-The comparison is fair by construction (DESIGN.md §5): one preset gives every variant the same block
+The comparison is fair by construction (docs/design.md §5): one preset gives every variant the same block
 ingredients (RoPE, SwiGLU, no bias), the same init seed and the same batches in the same order (the trainer
 draws them from a generator of their own), and each variant its own best LR from the preset's sweep
 (`Preset.configs`), since nGPT and NormFormer want a higher one than post-LN. What differs is where the
@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from .config import ConfigError, default_preset_name, get_preset
+from .registry import RUNS
 from .train import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -36,16 +37,12 @@ from .train import (
     train,
 )
 
-# label -> (variant, ModelConfig overrides). nGPT runs twice: the paper's LERP update and the exact SLERP.
-RUNS: dict[str, tuple[str, dict[str, Any]]] = {
-    "post_ln": ("post_ln", {}),
-    "pre_ln": ("pre_ln", {}),
-    "normformer": ("normformer", {}),
-    "ngpt-lerp": ("ngpt", {"ngpt_update": "lerp"}),
-    "ngpt-slerp": ("ngpt", {"ngpt_update": "slerp"}),
-}
-# Fields a comparison sets itself for each run; overriding them would make the labels lie.
-RESERVED = ("variant", "ngpt_update")
+
+def reserved_fields() -> tuple[str, ...]:
+    """Fields a comparison sets itself for each run (the variant and every field a registered run overrides);
+    overriding them would make the labels lie."""
+    return ("variant", *dict.fromkeys(k for run in RUNS.values() for k in run.overrides))
+
 
 REPORT_FILE = "report.md"
 FIGURE_FILE = "val_loss.png"
@@ -111,7 +108,7 @@ def run_compare(
     preset_name = preset or default_preset_name()
     spec = get_preset(preset_name)
     overrides = dict(overrides or {})
-    reserved = [k for k in RESERVED if k in overrides]
+    reserved = [k for k in reserved_fields() if k in overrides]
     if reserved:
         raise ConfigError(
             f"compare sets {', '.join(reserved)} itself for each run; choose runs with --variants "
@@ -126,8 +123,8 @@ def run_compare(
 
     configs = {}
     for label in labels:
-        variant, extra = RUNS[label]
-        configs[label] = spec.configs(variant, **{**overrides, **extra})
+        run = RUNS[label]
+        configs[label] = spec.configs(run.variant, **{**overrides, **run.overrides})
     first_model, first_train = configs[labels[0]]
     tokenizer, batches = load_data(first_train, first_model.block_size)
 

@@ -2,11 +2,11 @@
 
 `ModelConfig` says *what* network to build (variant, shape, block ingredients); `TrainConfig` says *how* to
 train it (data, optimizer, schedule, runtime). Both validate themselves in ``__post_init__`` so a bad value
-fails where it was written, with a message that names the field and the allowed values (DESIGN.md §8).
+fails where it was written, with a message that names the field and the allowed values (docs/design.md §8).
 
 Presets (``PRESETS``) are named (ModelConfig, TrainConfig) pairs. The ``cpu-*`` and ``gpu-*`` presets give every
 variant the block ingredients nGPT uses (RoPE, SwiGLU, no bias) so that comparisons differ only in where the
-norms sit (DESIGN.md §5); each variant gets its own learning rate (``Preset.lr``), the best of the sweep in
+norms sit (docs/design.md §5); each variant gets its own learning rate (``Preset.lr``), the best of the sweep in
 ``benchmarks/lr_sweep.py``. ``gpt2-124m`` is the real GPT-2 small shape with the classic GPT-2 block.
 """
 
@@ -18,7 +18,9 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-VARIANT_NAMES = ("post_ln", "pre_ln", "normformer", "ngpt")
+from . import variants as _variants  # noqa: F401  (fills the registry the validation reads)
+from .registry import VARIANT_NAMES, VARIANTS
+
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 POSITIONS = ("learned", "rope")
@@ -124,7 +126,7 @@ class ModelConfig:
         if self.uses_rope and self.head_dim % 2:
             raise ConfigError(
                 f"head dimension n_embd/n_head = {self.head_dim} is odd; RoPE rotates pairs of dimensions "
-                f"(position='rope'{' is implied by variant=ngpt' if self.variant == 'ngpt' else ''})"
+                f"(position='rope'{f' is implied by variant={self.variant}' if self._rope_forced else ''})"
             )
         _positive("norm_eps", self.norm_eps)
         _positive("rope_base", self.rope_base)
@@ -152,9 +154,14 @@ class ModelConfig:
         return self.pad_vocab_to * math.ceil(self.vocab_size / self.pad_vocab_to)
 
     @property
+    def _rope_forced(self) -> bool:
+        return getattr(VARIANTS[self.variant], "always_rope", False)
+
+    @property
     def uses_rope(self) -> bool:
-        """nGPT always uses RoPE (it has no position embedding); the others follow `position`."""
-        return self.variant == "ngpt" or self.position == "rope"
+        """A variant whose class sets `always_rope` (nGPT: it has no position embedding) always uses RoPE; the
+        others follow `position`."""
+        return self._rope_forced or self.position == "rope"
 
     @property
     def mlp_hidden(self) -> int:
@@ -260,7 +267,7 @@ def apply_overrides(
 
 # ----------------------------------------------------------------------------------------------- presets
 
-# The ingredients nGPT uses; every variant gets them in the cpu-*/gpu-* presets (DESIGN.md §5).
+# The ingredients nGPT uses; every variant gets them in the cpu-*/gpu-* presets (docs/design.md §5).
 _FAIR = dict(position="rope", mlp="swiglu", bias=False, tie_embeddings=False)
 
 
@@ -279,8 +286,8 @@ class Preset:
         _choice("variant", variant, VARIANT_NAMES)
         model = dataclasses.replace(self.model, variant=variant)
         train = dataclasses.replace(self.train, lr=self.lr.get(variant, self.train.lr))
-        if variant == "ngpt":  # the paper's recipe: no weight decay, no warmup (DESIGN.md §3)
-            train = dataclasses.replace(train, weight_decay=0.0, warmup_steps=0)
+        # the variant's own training recipe (nGPT: no weight decay, no warmup), a class attribute of its model
+        train = dataclasses.replace(train, **getattr(VARIANTS[variant], "train_recipe", {}))
         return apply_overrides(model, train, overrides)
 
 

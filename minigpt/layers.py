@@ -3,7 +3,7 @@
 
 A variant file only has to say what its `Block` is and whether the model ends with a final norm; everything
 else (embedding, head, loss, init, generation) lives here so that the variant files differ *only* in where the
-norms sit. The block ingredients the notebooks compare are all config flags handled here (DESIGN.md §2):
+norms sit. The block ingredients the notebooks compare are all config flags handled here (docs/design.md §2):
 norm type, GELU/SwiGLU, bias, learned positions/RoPE, QK-norm, z-loss, logit soft-capping, GQA, dropout,
 weight tying.
 """
@@ -11,13 +11,16 @@ weight tying.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
 from .fast_cpu import L2NormalizeFunction, RMSNormFunction, fast_cpu_path
+
+if TYPE_CHECKING:  # annotations only: config.py imports the variants to validate names
+    from .config import ModelConfig
 
 
 class ModelInputError(ValueError):
@@ -241,6 +244,10 @@ class GPTBase(nn.Module):
 
     Block: type[nn.Module]
     final_norm: bool = True
+    # The variant's recipe, read by config.py and the experiments (nGPT sets all three in ngpt.py):
+    always_rope: bool = False  # RoPE whatever `position` says (a model with no position embedding)
+    train_recipe: dict[str, Any] = {}  # TrainConfig fields every preset sets for this variant
+    unit_norm_weights: bool = False  # weights live on the unit sphere (no re-initialization applies)
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -269,7 +276,7 @@ class GPTBase(nn.Module):
     # -- forward pieces, overridable
 
     def check_input(self, idx: Tensor) -> None:
-        """Fail with a clear message instead of an index error deep in an embedding (DESIGN.md §8). The id
+        """Fail with a clear message instead of an index error deep in an embedding (docs/design.md §8). The id
         range check needs the values, so it runs only on CPU (on CUDA it would cost a host sync per step)."""
         if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
             raise ModelInputError(f"idx must be an integer tensor of shape (B, T); got {tuple(idx.shape)} "
@@ -313,7 +320,18 @@ class GPTBase(nn.Module):
             loss = loss + self.config.z_loss * torch.logsumexp(logits, dim=-1).square().mean()
         return loss
 
-    # -- utilities
+    # -- training hooks and utilities
+
+    def after_optimizer_step(self) -> None:
+        """Called by every training loop after each `optimizer.step()`; nothing here. nGPT overrides it to put
+        its weights back on the unit sphere."""
+
+    def flops_per_token(self, block_size: int | None = None) -> int:
+        """Training FLOPs per token, PaLM's 6·N + 12·L·T·d (Chowdhery et al. 2022, App. B; nanoGPT's
+        `estimate_mfu`): N = parameters of the blocks and the LM head, the matrices every token is multiplied
+        by (a tied head counts, an embedding lookup does not); T defaults to `block_size` of the config."""
+        return flops_per_token(self, self.config.n_layer, block_size or self.config.block_size, self.config.n_embd)
+
 
     def num_params(self) -> int:
         """Number of distinct parameters (a tied embedding counts once)."""
@@ -349,3 +367,10 @@ class GPTBase(nn.Module):
             nxt = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1, generator=generator)
             idx = torch.cat([idx, nxt], dim=1)
         return idx
+
+
+def flops_per_token(model: nn.Module, n_layer: int, block_size: int, n_embd: int) -> int:
+    """`GPTBase.flops_per_token` for any model with `blocks` and `lm_head` (the benchmarks' plain nanoGPT-style
+    comparator has no config): 6·N + 12·L·T·d, N = block and LM-head parameters."""
+    n = sum(p.numel() for p in model.blocks.parameters()) + model.lm_head.weight.numel()
+    return 6 * n + 12 * n_layer * block_size * n_embd

@@ -36,14 +36,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
 from .fast_cpu import SlerpFunction, fast_cpu_path
 from .layers import MLP, CausalSelfAttention, GPTBase, l2_normalize, l2_normalize_
+
+if TYPE_CHECKING:  # annotations only: config.py imports the variants to validate names
+    from .config import ModelConfig
 
 
 class ScaledParam(nn.Module):
@@ -168,6 +171,11 @@ class GPT(GPTBase):
 
     Block = Block
     final_norm = False
+    # The paper's recipe (Sec. 2.6, 4): no position embedding (RoPE only), no weight decay (it would pull the unit
+    # vectors off the sphere), no warmup; the weights are unit vectors, so a re-initialization does not apply.
+    always_rope = True
+    train_recipe = {"weight_decay": 0.0, "warmup_steps": 0}
+    unit_norm_weights = True
 
     def __init__(self, config: ModelConfig) -> None:
         inner = dataclasses.replace(config, bias=False, qk_norm=False, mlp="swiglu", tie_embeddings=False)

@@ -22,10 +22,14 @@ Choices, stated:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
 
-from .config import ModelConfig
 from .layers import MLP, CausalSelfAttention, GPTBase, Scale, make_norm
+
+if TYPE_CHECKING:  # annotations only: config.py imports the variants to validate names
+    from .config import ModelConfig
 
 
 class Block(nn.Module):

@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyBboxPatch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from .registry import SCHEMATICS, color, display_name, line_style
+
 if TYPE_CHECKING:
     from .experiments import (
         ContextPoint,
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "COLORS",
-    "NAMES",
     "plot_block",
     "plot_blocks",
     "plot_val_curves",
@@ -51,12 +51,7 @@ __all__ = [
     "plot_modern_block",
 ]
 
-# One colour and one display name per variant / run label, the same in every figure.
-COLORS = {"post_ln": "tab:red", "pre_ln": "tab:blue", "normformer": "tab:green", "ngpt": "tab:orange",
-          "ngpt-lerp": "tab:orange", "ngpt-slerp": "tab:purple"}
-STYLES = {"ngpt-slerp": "--"}  # drawn over nGPT (LERP) where the two coincide
-NAMES = {"post_ln": "post-LN", "pre_ln": "pre-LN", "normformer": "NormFormer", "ngpt": "nGPT",
-         "ngpt-lerp": "nGPT (LERP)", "ngpt-slerp": "nGPT (SLERP)"}
+# Colours and display names: one per variant / run label, the same in every figure (registry.STYLES).
 WEIGHT_NAMES = {"attn_qkv": "attention $W_{qkv}$", "attn_out": "attention $W_o$", "ffn_in": "FFN $W_1$",
                 "ffn_out": "FFN $W_2$"}
 
@@ -68,12 +63,8 @@ def _figure(nrows: int = 1, ncols: int = 1, width: float = 6.0, height: float = 
     return fig, axes
 
 
-def _name(label: str) -> str:
-    return NAMES.get(label, label)
-
-
-def _color(label: str) -> str | None:
-    return COLORS.get(label)
+_name = display_name
+_color = color
 
 
 def _yscale(ax: Any, values: Sequence[float]) -> None:
@@ -101,30 +92,12 @@ def _ema(xs: Sequence[float], beta: float = 0.9) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------- the blocks
 
-# Each block as two sublayers; each sublayer: the ops on its branch (bottom to top), the merge into the
-# stream, and the ops on the stream after the merge. The equations are DESIGN.md §3.
-_BLOCKS: dict[str, dict[str, Any]] = {
-    "post_ln": dict(
-        title="post-LN: $x' = N(x + \\mathrm{Attn}(x))$,  $x_{l+1} = N(x' + \\mathrm{FFN}(x'))$",
-        subs=[(["Attn"], "+", ["N"]), (["FFN"], "+", ["N"])], final=None),
-    "pre_ln": dict(
-        title="pre-LN: $x' = x + \\mathrm{Attn}(N(x))$,  $x_{l+1} = x' + \\mathrm{FFN}(N(x'))$",
-        subs=[(["N", "Attn"], "+", []), (["N", "FFN"], "+", [])], final="N (final, once)"),
-    "normformer": dict(
-        title="NormFormer: pre-LN + head scale, post-attention N, FFN mid N",
-        subs=[(["N", "Attn, γ per head", "N (post-attn)"], "+", []),
-              (["N", "W₁, act", "N (mid)", "W₂"], "+", [])], final="N (final, once)"),
-    "ngpt": dict(
-        title="nGPT: $h \\leftarrow \\mathrm{Norm}(h + |\\alpha| \\odot (\\mathrm{Norm}(h_X) - h))$",
-        subs=[(["Attn (q̂, k̂ unit)", "Norm"], "α", ["Norm"]), (["MLP", "Norm"], "α", ["Norm"])], final=None),
-}
-
-
 def _draw_block(ax: Any, variant: str) -> float:
     """Draw one block of `variant` on `ax` (data coordinates, x in [-1.6, 3.6]); returns the top y used."""
-    if variant not in _BLOCKS:
-        raise ValueError(f"variant={variant!r} is not valid; choose one of {', '.join(_BLOCKS)}")
-    spec = _BLOCKS[variant]
+    if variant not in SCHEMATICS:
+        raise ValueError(f"variant={variant!r} is not valid; choose one of {', '.join(SCHEMATICS)}")
+    spec = SCHEMATICS[variant]  # registered with the variant (variants.py)
+    stream = spec.get("stream", "x")
     ax.set_axis_off()
     stream_x, branch_x, box_w, box_h, gap = 0.0, 2.2, 2.0, 0.55, 0.35
     y = 0.0
@@ -139,7 +112,7 @@ def _draw_block(ax: Any, variant: str) -> float:
     def arrow(x0: float, y0: float, x1: float, y1: float) -> None:
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=dict(arrowstyle="->", lw=1.1, color="0.25"))
 
-    ax.text(stream_x, y - 0.35, "$h_l$" if variant == "ngpt" else "$x_l$", ha="center", va="top", fontsize=11)
+    ax.text(stream_x, y - 0.35, f"${stream}_l$", ha="center", va="top", fontsize=11)
     for branch, merge, after in spec["subs"]:
         split = y + 0.25
         by = split + gap + box_h / 2
@@ -163,7 +136,7 @@ def _draw_block(ax: Any, variant: str) -> float:
             box(stream_x, y + gap + box_h / 2, op)
             y += gap + box_h
     arrow(stream_x, y, stream_x, y + 0.45)
-    ax.text(stream_x, y + 0.5, "$h_{l+1}$" if variant == "ngpt" else "$x_{l+1}$", ha="center", va="bottom",
+    ax.text(stream_x, y + 0.5, f"${stream}_{{l+1}}$", ha="center", va="bottom",
             fontsize=11)
     if spec["final"]:
         ax.text(stream_x + 0.9, y + 0.6, f"after the last block:\n{spec['final']}", fontsize=8, color="0.35")
@@ -172,10 +145,11 @@ def _draw_block(ax: Any, variant: str) -> float:
     return y
 
 
-def plot_blocks(variants: Sequence[str] = ("post_ln", "pre_ln", "normformer", "ngpt")) -> Figure:
+def plot_blocks(variants: Sequence[str] | None = None) -> Figure:
     """Schematics of one block of each variant, side by side: the residual stream runs up the left, each
     sublayer's branch up the right, norms are shaded orange. nGPT's merge "α" is the LERP (or SLERP) step
-    toward the branch's unit output."""
+    toward the branch's unit output. Default: every registered variant with a schematic."""
+    variants = list(SCHEMATICS) if variants is None else list(variants)
     fig = Figure(figsize=(4.6 * len(variants), 7.0), layout="constrained")
     axes = fig.subplots(1, len(variants), squeeze=False)[0]
     tops = [_draw_block(ax, v) for ax, v in zip(axes, variants, strict=True)]
@@ -386,7 +360,7 @@ def plot_speedup_vs_context(points: Sequence[ContextPoint]) -> Figure:
     ax = axes[0, 0]
     xs = [p.block_size for p in points if p.speedup is not None]
     ys = [p.speedup.factor for p in points if p.speedup is not None]
-    ax.plot(xs, ys, marker="o", color=COLORS["ngpt"])
+    ax.plot(xs, ys, marker="o", color=color("ngpt"))
     for x, y in zip(xs, ys, strict=True):
         ax.annotate(f"{y:.2f}x", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     ax.axhline(1.0, color="0.5", ls=":", lw=1)
@@ -428,7 +402,7 @@ def plot_hypersphere_stats(result: HypersphereResult) -> Figure:
     ax = axes[1, 0]
     for k in labels:
         ax.plot(np.arange(len(result.hidden_norms[k])), result.hidden_norms[k], marker="o", color=_color(k),
-                ls=STYLES.get(k, "-"), label=_name(k))
+                ls=line_style(k), label=_name(k))
     _yscale(ax, [x for k in labels for x in result.hidden_norms[k]])
     ax.set_xticks(np.arange(len(result.hidden_norms[labels[0]])))
     ax.set_xlabel("position in the stream (0 = embedding)")

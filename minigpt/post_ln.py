@@ -12,10 +12,14 @@ al. 2020, Fig. 3 / Thm. 1), which is why post-LN needs a learning-rate warmup an
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
 
-from .config import ModelConfig
 from .layers import MLP, CausalSelfAttention, GPTBase, make_norm
+
+if TYPE_CHECKING:  # annotations only: config.py imports the variants to validate names
+    from .config import ModelConfig
 
 
 class Block(nn.Module):

@@ -13,10 +13,14 @@ gradients than late ones (the imbalance NormFormer corrects).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
 
-from .config import ModelConfig
 from .layers import MLP, CausalSelfAttention, GPTBase, make_norm
+
+if TYPE_CHECKING:  # annotations only: config.py imports the variants to validate names
+    from .config import ModelConfig
 
 
 class Block(nn.Module):

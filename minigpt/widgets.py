@@ -45,6 +45,7 @@ from . import build_model
 from .config import NORMS, ConfigError, Preset, default_preset_name, get_preset
 from .diagnostics import layer_grad_norms, residual_norms
 from .placement import PLACEMENT_PRESETS, Placement, PlacementGPT
+from .registry import RUNS, Run
 from .train import (
     TrainingInterrupted,
     TrainResult,
@@ -55,10 +56,20 @@ from .train import (
     train,
 )
 
-__all__ = ["Playground", "PlaygroundRun", "DROPDOWN_CHOICES", "NGPT_CHOICES", "FLAG_HELP"]
+__all__ = ["Playground", "PlaygroundRun", "dropdown_choices", "model_runs", "FLAG_HELP"]
 
-NGPT_CHOICES = {"ngpt-lerp": "lerp", "ngpt-slerp": "slerp"}
-DROPDOWN_CHOICES = ("post_ln", "pre_ln", "normformer", "sandwich", *NGPT_CHOICES, "custom")
+
+
+def model_runs() -> dict[str, Run]:
+    """The registered runs the playground trains as whole models: those of a variant with no placement preset
+    (nGPT: it has no norm layers to tick). The other variants are placements of `PlacementGPT`."""
+    return {label: run for label, run in RUNS.items() if run.variant not in PLACEMENT_PRESETS}
+
+
+def dropdown_choices() -> tuple[str, ...]:
+    """The placement dropdown: the named placements (not `none`), the whole-model runs, then `custom`."""
+    return (*(p for p in PLACEMENT_PRESETS if p != "none"), *model_runs(), "custom")
+
 
 # What each checkbox does, in the block's data-flow order (the table in placement.py's docstring).
 FLAG_HELP = {
@@ -99,8 +110,8 @@ class PlaygroundRun:
     """
 
     label: str
-    placement: Placement | None  # None for nGPT (its own model, no norm layers)
-    ngpt_update: str | None
+    placement: Placement | None  # None for a whole-model run (nGPT: its own model, no norm layers)
+    model_run: str | None  # that run's label in the registry (e.g. ngpt-lerp), None for a placement
     lr: float
     warmup: int
     steps: int
@@ -290,7 +301,7 @@ class Playground:
         import ipywidgets as W
 
         short = W.Layout(width="260px")
-        self.preset_dropdown = W.Dropdown(options=list(DROPDOWN_CHOICES), value="pre_ln", description="placement",
+        self.preset_dropdown = W.Dropdown(options=list(dropdown_choices()), value="pre_ln", description="placement",
                                           layout=short)
         self.checkboxes = {
             name: W.Checkbox(value=False, description=f"{name}: {FLAG_HELP[name]}", indent=False,
@@ -334,7 +345,7 @@ class Playground:
 
     def _apply_preset(self, name: str) -> None:
         """Set the boxes from a named placement (or grey them out for nGPT, which has no norm layers)."""
-        is_ngpt = name in NGPT_CHOICES
+        is_ngpt = name in model_runs()
         self._syncing = True
         try:
             if name in PLACEMENT_PRESETS:
@@ -355,7 +366,7 @@ class Playground:
 
     def placement_from_controls(self) -> Placement | str:
         """What Train will run: an nGPT preset name, or the Placement the checkboxes describe."""
-        if self.preset_dropdown.value in NGPT_CHOICES:
+        if self.preset_dropdown.value in model_runs():
             return self.preset_dropdown.value
         flags = {name: box.value for name, box in self.checkboxes.items()}
         return Placement(**flags, norm=self.norm_dropdown.value)
@@ -443,28 +454,28 @@ class Playground:
         n_layer = self.depth.value if n_layer is None else n_layer
         norm = self.norm_dropdown.value if norm is None else norm
 
-        ngpt_update = None
+        model_run = None
         if isinstance(placement, str):
-            if placement in NGPT_CHOICES:
-                ngpt_update, placement = NGPT_CHOICES[placement], None
+            if placement in model_runs():
+                model_run, placement = placement, None
             elif placement in PLACEMENT_PRESETS:
                 placement = Placement.preset(placement, norm=norm)
             else:
-                valid = ", ".join([*PLACEMENT_PRESETS, *NGPT_CHOICES])
+                valid = ", ".join([*PLACEMENT_PRESETS, *model_runs()])
                 raise ConfigError(f"placement {placement!r} is not valid; choose one of {valid} or pass a Placement")
         elif not isinstance(placement, Placement):
             raise ConfigError(f"placement must be a Placement or a name, got {type(placement).__name__}")
 
-        variant = "ngpt" if ngpt_update else "pre_ln"  # for a Placement the variant is only the record's name
-        extra = {"ngpt_update": ngpt_update} if ngpt_update else {}
+        # for a Placement the variant is only the record's name
+        variant, extra = (RUNS[model_run].variant, dict(RUNS[model_run].overrides)) if model_run else ("pre_ln", {})
         model_cfg, train_cfg = self.preset.configs(
             variant, **{**self.overrides, "steps": steps, "lr": lr, "warmup_steps": warmup, "seed": seed,
                         "n_layer": n_layer, "eval_interval": steps, "eval_batches": self.eval_batches,
                         "progress": False, "compile": False, **extra})
         tokenizer, batches = self.data()
         model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
-        label = self._label(placement, ngpt_update, lr, warmup, n_layer)
-        run = PlaygroundRun(label=label, placement=placement, ngpt_update=ngpt_update, lr=lr, warmup=warmup,
+        label = self._label(placement, model_run, lr, warmup, n_layer)
+        run = PlaygroundRun(label=label, placement=placement, model_run=model_run, lr=lr, warmup=warmup,
                             steps=steps, seed=seed, n_layer=n_layer)
 
         if not self._busy.acquire(blocking=False):
@@ -533,9 +544,9 @@ class Playground:
         self._final_status = (run.summary() + (f" — {run.message}" if run.diverged else ""), color)
 
     @staticmethod
-    def _label(placement: Placement | None, ngpt_update: str | None, lr: float, warmup: int, n_layer: int) -> str:
+    def _label(placement: Placement | None, model_run: str | None, lr: float, warmup: int, n_layer: int) -> str:
         """The legend entry: placement (preset name or the flags that are on), LR, warmup, norm, depth."""
-        name = f"ngpt-{ngpt_update}" if placement is None else placement.describe()
+        name = model_run if placement is None else placement.describe()
         parts = [name, f"lr {lr:.0e}", f"warmup {warmup}" if warmup else "no warmup"]
         if placement is not None and placement.norm != "layernorm":
             parts.append(placement.norm)

@@ -11,7 +11,7 @@ pytest.importorskip("ipywidgets")
 
 from minigpt.config import ConfigError  # noqa: E402
 from minigpt.placement import PLACEMENT_PRESETS, Placement  # noqa: E402
-from minigpt.widgets import DROPDOWN_CHOICES, NGPT_CHOICES, Playground  # noqa: E402
+from minigpt.widgets import Playground, dropdown_choices, model_runs  # noqa: E402
 
 # A model a few milliseconds per step: the widget's logic is under test here, not the science.
 SMALL = dict(block_size=32, batch_size=4, n_embd=32, n_head=2, n_layer=2)
@@ -25,7 +25,7 @@ def small(**kwargs) -> Playground:
 
 def test_preset_sets_boxes_and_a_flag_switches_to_custom():
     pg = small()
-    assert pg.preset_dropdown.options == DROPDOWN_CHOICES
+    assert pg.preset_dropdown.options == dropdown_choices()
     for name in ("post_ln", "normformer", "sandwich", "pre_ln"):
         pg.preset_dropdown.value = name
         assert {k: b.value for k, b in pg.checkboxes.items()} == PLACEMENT_PRESETS[name].flags()
@@ -39,7 +39,7 @@ def test_preset_sets_boxes_and_a_flag_switches_to_custom():
 
 def test_ngpt_presets_disable_the_norm_boxes():
     pg = small()
-    for name in NGPT_CHOICES:
+    for name in model_runs():
         pg.preset_dropdown.value = name
         assert all(b.disabled for b in pg.checkboxes.values()) and pg.norm_dropdown.disabled
         assert pg.placement_from_controls() == name
