@@ -2,11 +2,11 @@
 
 Runs the command users run, ``python -m torch.distributed.run --standalone --nproc_per_node=2 -m minigpt train``,
 with the gloo backend on the CPU (2 ranks x batch 4), next to a single process with batch 8 — the same examples,
-because every rank draws the global batch from one seeded generator and keeps its half (train._Dist.shard).
+because every rank draws the global batch from one seeded generator and keeps its half (distributed.Dist.shard).
 
 What a pass means:
 - exit status 0: the trainer's own end-of-run check found rank 1's weights bitwise equal to rank 0's
-  (`_Dist.check_in_sync`), so the checkpoint is the model the whole job trained;
+  (`distributed.Dist.check_in_sync`), so the checkpoint is the model the whole job trained;
 - the per-step losses and val losses equal the single process's within LOSS_TOL, and so do the final weights:
   without DDP's gradient averaging each rank would follow its own half batch and both would fail (and the
   in-sync check would exit 1);
