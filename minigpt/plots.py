@@ -22,16 +22,13 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from .registry import SCHEMATICS, color, display_name, line_style
 
-if TYPE_CHECKING:
-    from .experiments import (
-        ContextPoint,
-        DepthResult,
-        HypersphereResult,
-        LRStabilityResult,
-        ModernBlockResult,
-        RaceResult,
-        WarmupResult,
-    )
+if TYPE_CHECKING:  # the result types of the experiments this module draws (it never runs them)
+    from .experiments.depth import DepthResult
+    from .experiments.hypersphere import HypersphereResult
+    from .experiments.lr_stability import LRStabilityResult
+    from .experiments.modern_block import ModernBlockResult
+    from .experiments.race import ContextPoint, RaceResult
+    from .experiments.warmup import WarmupResult
 
 __all__ = [
     "plot_block",

@@ -14,6 +14,9 @@ from matplotlib.figure import Figure
 from minigpt import ModelConfig, build_model, plots
 from minigpt import experiments as E
 from minigpt.config import VARIANT_NAMES, ConfigError
+from minigpt.experiments._common import _val_ce
+from minigpt.experiments.hypersphere import _angle
+from minigpt.experiments.lr_stability import _rise_index
 
 PRESET = "cpu-tiny"
 TINY = dict(n_layer=2, n_embd=32, n_head=2, block_size=32, batch_size=4, eval_batches=2, progress=False)
@@ -138,11 +141,11 @@ def test_lr_stability_without_divergence():
 
 def test_rise_detection():
     flat_then_up = [4.0, 3.5, 3.0, 2.5, 2.4, 2.4, 2.45, 2.5, 2.7, 3.0, 3.3, 3.6, 3.9, 4.2, 4.5]
-    i = E._rise_index(flat_then_up, 0.1)
+    i = _rise_index(flat_then_up, 0.1)
     assert i is not None and flat_then_up[i] > 1.1 * 2.4
-    assert E._rise_index([4.0, 3.0, 2.0, 1.5, 1.4, 1.3, 1.2, 1.1], 0.1) is None
+    assert _rise_index([4.0, 3.0, 2.0, 1.5, 1.4, 1.3, 1.2, 1.1], 0.1) is None
     spike = [3.0, 2.9, 2.8, 9.0, 2.7, 2.6, 2.5, 2.4, 2.3]  # one bad batch is not a divergence
-    assert E._rise_index(spike, 0.1) is None
+    assert _rise_index(spike, 0.1) is None
 
 
 # ------------------------------------------------------------------------------------------------- race
@@ -220,7 +223,7 @@ def test_hypersphere(sphere):
 def test_angle_is_accurate_for_tiny_and_large_angles():
     for t in (1e-6, 1e-3, 0.5, 3.0):
         a, b = torch.tensor([1.0, 0.0]), torch.tensor([math.cos(t), math.sin(t)])
-        assert E._angle(a, b).item() == pytest.approx(t, rel=1e-4)
+        assert _angle(a, b).item() == pytest.approx(t, rel=1e-4)
 
 
 def test_lerp_slerp_gap_matches_the_closed_form():
@@ -272,7 +275,7 @@ def test_val_ce_leaves_out_the_z_loss():
     model = build_model(ModelConfig(vocab_size=84, block_size=16, n_layer=1, n_head=2, n_embd=32, z_loss=1.0))
     g = torch.Generator().manual_seed(0)
     x, y = torch.randint(0, 84, (2, 16), generator=g), torch.randint(0, 84, (2, 16), generator=g)
-    ce = E._val_ce(model, [(x, y)])
+    ce = _val_ce(model, [(x, y)])
     assert model(x, y)[1].item() > ce + 0.1
     assert ce == pytest.approx(torch.nn.functional.cross_entropy(model(x)[0].view(-1, 84), y.view(-1)).item())
 
