@@ -6,8 +6,8 @@ Trains each variant for `--steps` optimizer steps on the shipped corpus with the
 autocast, torch.compile, fused AdamW: the trainer's CUDA defaults) and reads the trainer's ms/step, which
 leaves out the first step (compilation) and evaluation. Prints JSON.
 
-FLOPs per token (PaLM, Chowdhery et al. 2022, App. B; the formula nanoGPT's `estimate_mfu` uses):
-    6·N + 12·L·T·d          N = parameters except the embedding tables (the LM head counts, once even if tied)
+FLOPs per token: `GPTBase.flops_per_token` (PaLM, Chowdhery et al. 2022, App. B; nanoGPT's `estimate_mfu`):
+    6·N + 12·L·T·d          N = parameters of the blocks and the LM head (a tied head counts)
 MFU = FLOPs per token × tokens/s ÷ the GPU's dense bf16 peak (H100/H200 SXM: 989 TFLOP/s; `--peak_tflops`).
 """
 
@@ -21,23 +21,10 @@ import torch
 
 from minigpt.config import get_preset
 from minigpt.data import load_data
+from minigpt.layers import flops_per_token
 from minigpt.train import train
 
 DENSE_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L4": 121.0, "A10": 125.0}
-
-
-def flops_per_token(model: torch.nn.Module, n_layer: int, block_size: int, n_embd: int) -> float:
-    """6N + 12·L·T·d with N = every parameter except the token and position embeddings (the head counts)."""
-    params = {id(p): p for p in model.parameters()}  # a tied head shares the embedding's tensor: count it once
-    n = sum(p.numel() for p in params.values())
-    for name in ("wte", "wpe"):
-        emb = getattr(model, name, None)
-        if emb is not None:
-            n -= emb.weight.numel()
-    head = getattr(model, "lm_head", None)
-    if head is not None and head.weight is getattr(model, "wte", None).weight:
-        n += head.weight.numel()  # tied: the head's matmul is real work
-    return 6 * n + 12 * n_layer * block_size * n_embd
 
 
 def time_reference(preset_name: str, steps: int) -> dict:
@@ -104,7 +91,7 @@ def main() -> None:
                                     **overrides)
         t0 = time.perf_counter()
         r = train(mcfg, tcfg, batches=batches, tokenizer=tokenizer)
-        fpt = flops_per_token(r.model, mcfg.n_layer, mcfg.block_size, mcfg.n_embd)
+        fpt = r.model.flops_per_token()
         rows[variant] = {
             "ms_per_step": round(r.ms_per_step, 1),
             "tokens_per_s": round(r.tokens_per_s),

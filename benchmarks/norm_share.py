@@ -28,7 +28,7 @@ forward FLOPs per element LayerNorm 7 (mean: add; centre: sub; variance: square,
 mul; β: add), RMSNorm 4 (square, add, mul by 1/rms, mul by γ), L2 normalize 3 (square, add, mul by 1/‖x‖);
 the per-row rsqrt is ignored. Backward is taken as 2× forward (the same convention as 6N = 2N forward + 4N
 backward), so a norm call on E elements costs 3·c·E per step; the weight projection costs c·E (no
-backward). Model FLOPs per step: (6·N + 12·L·T·d)·B·T as in throughput.py (N = block + LM-head parameters).
+backward). Model FLOPs per step: `model.flops_per_token(T)`·B·T (6·N + 12·L·T·d, N = block + LM-head parameters).
 Norm share = norm FLOPs / (model FLOPs + norm FLOPs).
 
 `top_ops`: the step's heaviest ops by self CPU time (where nGPT's extra time goes). Prints JSON.
@@ -49,19 +49,19 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 import minigpt.ngpt
 from minigpt import build_model, get_preset
+from minigpt.config import NORMS
+from minigpt.experiments.modern_block import NORM_FWD_FLOPS_PER_ELEMENT
+from minigpt.registry import RUNS, VARIANTS
 
-FWD_FLOPS_PER_ELEMENT = {"layernorm": 7, "rmsnorm": 4, "l2": 3}
+FWD_FLOPS_PER_ELEMENT = NORM_FWD_FLOPS_PER_ELEMENT  # the experiments' table (modern_block.py)
 
-# label -> (variant, ModelConfig overrides)
+# label -> (variant, ModelConfig overrides): each registered variant with norm layers under both norms, and the
+# runs of the variants without (nGPT's LERP and SLERP), all from the registry
 ROWS: dict[str, tuple[str, dict]] = {
-    "post_ln-layernorm": ("post_ln", {"norm": "layernorm"}),
-    "post_ln-rmsnorm": ("post_ln", {"norm": "rmsnorm"}),
-    "pre_ln-layernorm": ("pre_ln", {"norm": "layernorm"}),
-    "pre_ln-rmsnorm": ("pre_ln", {"norm": "rmsnorm"}),
-    "normformer-layernorm": ("normformer", {"norm": "layernorm"}),
-    "normformer-rmsnorm": ("normformer", {"norm": "rmsnorm"}),
-    "ngpt-lerp": ("ngpt", {"ngpt_update": "lerp"}),
-    "ngpt-slerp": ("ngpt", {"ngpt_update": "slerp"}),
+    **{f"{v}-{norm}": (v, {"norm": norm}) for v, cls in VARIANTS.items() if not cls.unit_norm_weights
+       for norm in NORMS},
+    **{label: (run.variant, dict(run.overrides)) for label, run in RUNS.items()
+       if VARIANTS[run.variant].unit_norm_weights},
 }
 
 
@@ -107,7 +107,7 @@ def instrument(model: nn.Module, tally: NormTally) -> Iterator[None]:
             return original(x, dim, eps)
 
     minigpt.ngpt.l2_normalize = l2  # the name ngpt.py's q/k normalization, blocks and LERP update look up
-    project = getattr(model, "after_optimizer_step", None)
+    project = model.after_optimizer_step if model.unit_norm_weights else None
     if project is not None:  # nGPT's weight projection: in place, one norm and one division per matrix
 
         def projection(_f: Callable = project) -> None:
@@ -135,9 +135,7 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
     opt.step()
-    after = getattr(model, "after_optimizer_step", None)
-    if after is not None:
-        after()
+    model.after_optimizer_step()
 
 
 def profile_row(preset_name: str, variant: str, extra: dict, steps: int, top: int) -> dict:
@@ -189,8 +187,7 @@ def profile_row(preset_name: str, variant: str, extra: dict, steps: int, top: in
     per_step_tally = NormTally()  # elements per step (the tally saw `steps` steps)
     per_step_tally.grad = {k: n // steps for k, n in tally.grad.items()}
     per_step_tally.no_grad = {k: n // steps for k, n in tally.no_grad.items()}
-    n = sum(p.numel() for p in model.blocks.parameters()) + model.lm_head.weight.numel()
-    model_flops = (6 * n + 12 * mcfg.n_layer * T * mcfg.n_embd) * B * T
+    model_flops = model.flops_per_token(T) * B * T
     norm_flops = per_step_tally.flops()
     norm_ms = (fwd + bwd + opt_proj) / 1e3 / steps
     return {

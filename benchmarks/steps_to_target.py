@@ -23,24 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
 from minigpt.config import get_preset
 from minigpt.data import load_data
+from minigpt.registry import RUNS
 from minigpt.train import train
-
-# label -> (variant, ModelConfig overrides); the five runs `compare` races
-RUNS: dict[str, tuple[str, dict]] = {
-    "post_ln": ("post_ln", {}),
-    "pre_ln": ("pre_ln", {}),
-    "normformer": ("normformer", {}),
-    "ngpt-lerp": ("ngpt", {"ngpt_update": "lerp"}),
-    "ngpt-slerp": ("ngpt", {"ngpt_update": "slerp"}),
-}
 
 
 def crossing(val: list[tuple[int, float]], cum_s: list[float], target: float) -> tuple[float, float] | None:
@@ -91,11 +81,10 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     curves: dict[str, dict] = {}
     for label in labels:
-        variant, extra = RUNS[label]
-        mcfg, tcfg = preset.configs(variant, **overrides, **extra)
-        with tempfile.TemporaryDirectory() as tmp:  # train writes the per-step times to metrics.jsonl
-            r = train(mcfg, tcfg, tmp, batches=batches, tokenizer=tokenizer)
-            records = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+        run = RUNS[label]
+        mcfg, tcfg = preset.configs(run.variant, **overrides, **run.overrides)
+        r = train(mcfg, tcfg, batches=batches, tokenizer=tokenizer)
+        records = r.records  # the trainer's per-step records (ms, val_loss, ...)
         cum = [0.0]
         for rec in records:
             cum.append(cum[-1] + rec.get("ms", 0.0) / 1e3)

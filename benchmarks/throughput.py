@@ -44,6 +44,8 @@ from torch import nn
 
 import minigpt.fast_cpu
 from minigpt import build_model, get_preset
+from minigpt.layers import flops_per_token
+from minigpt.registry import RUNS
 
 
 # --------------------------------------------------------------- the comparator: nanoGPT's model, condensed
@@ -83,6 +85,9 @@ class RefGPT(nn.Module):
         logits = self.lm_head(self.ln_f(x))
         return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
+    def after_optimizer_step(self) -> None:
+        """Nothing, as on minigpt's GPTBase: the loop below calls it on every model."""
+
     def param_groups(self, wd: float) -> list[dict]:
         ps = list(self.parameters())
         return [{"params": [p for p in ps if p.dim() >= 2], "weight_decay": wd},
@@ -90,13 +95,10 @@ class RefGPT(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ timing
-# label -> (variant, overrides of the preset's ModelConfig). The first five are the rows `compare` races.
+# label -> (variant, overrides of the preset's ModelConfig). First the runs `compare` races (the registry's),
+# then single-ingredient changes of pre-LN and the nGPT runs without the CPU fast paths.
 ROWS: dict[str, tuple[str, dict]] = {
-    "post_ln": ("post_ln", {}),
-    "pre_ln": ("pre_ln", {}),
-    "normformer": ("normformer", {}),
-    "ngpt-lerp": ("ngpt", {"ngpt_update": "lerp"}),
-    "ngpt-slerp": ("ngpt", {"ngpt_update": "slerp"}),
+    **{label: (run.variant, dict(run.overrides)) for label, run in RUNS.items()},
     "pre_ln-rmsnorm": ("pre_ln", {"norm": "rmsnorm"}),
     "pre_ln-gelu": ("pre_ln", {"mlp": "gelu"}),
     "pre_ln-classic": ("pre_ln", {"position": "learned", "mlp": "gelu", "bias": False, "tie_embeddings": True}),
@@ -130,13 +132,6 @@ def make_models(preset_name: str, rows: list[str] | None = None) -> dict[str, tu
     return models
 
 
-def flops_per_token(model: nn.Module, n_layer: int, block_size: int, n_embd: int) -> int:
-    """PaLM's 6·N + 12·L·T·d training FLOPs per token; N = parameters of the blocks and the LM head (the
-    matrices every token is multiplied by; a tied head counts, its embedding lookup does not)."""
-    n = sum(p.numel() for p in model.blocks.parameters()) + model.lm_head.weight.numel()
-    return 6 * n + 12 * n_layer * block_size * n_embd
-
-
 def peak_gflops(n: int = 2048, repeats: int = 10) -> float:
     """Best rate of an n×n float32 matmul (2·n³ FLOPs) at the current thread count: the machine's
     attainable peak that MFU is measured against. The fastest repeat, not the median: on a shared VM a
@@ -155,7 +150,6 @@ def time_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
                fast_cpu_paths: bool = True) -> float:
     """Mean seconds per optimizer step over `n` steps."""
     minigpt.fast_cpu.FAST_CPU_PATHS = fast_cpu_paths
-    after = getattr(model, "after_optimizer_step", None)
     t0 = time.perf_counter()
     for _ in range(n):
         _, loss = model(x, y)
@@ -163,8 +157,7 @@ def time_steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if after is not None:
-            after()
+        model.after_optimizer_step()
     return (time.perf_counter() - t0) / n
 
 
