@@ -23,6 +23,14 @@ the package stays plain PyTorch.
   order), with the ratio to LayerNorm.
 - `norm_share_bound`: the LayerNorm kernels' µs × the number of norms in the model, over LayerNorm's step
   time: the most any RMSNorm, however fast, could take off a step.
+
+What it found (torch 2.13, 2-core CPU; the numbers in benchmarks/results.md): the CPU `rms_norm` is a chain of
+generic ops (pow, mean, add, rsqrt, mul, mul) whose autograd backward is twice as long again, while LayerNorm
+has one fused kernel each way, so the "cheaper" norm was the slower one. `fast_cpu.RMSNormFunction`'s
+written-out backward makes a call (forward + backward) 1.5-2x faster than torch's, but it is still several
+passes against LayerNorm's one, so on the CPU RMSNorm stays slower than LayerNorm, per call and per step. The
+fused C kernel is ~1.5x cheaper than LayerNorm's, but the norms' kernels are under 2% of a cpu-tiny step, so
+even that does not show per step above the noise.
 """
 
 from __future__ import annotations

@@ -43,16 +43,10 @@ def make_norm(kind: str, dim: int, eps: float = 1e-5, bias: bool = True) -> nn.M
 
 
 class RMSNorm(nn.RMSNorm):
-    """`nn.RMSNorm` (same parameters, same state_dict, same values up to rounding), faster in float32 on the CPU.
-
-    Why: in torch 2.13 the CPU `rms_norm` is a chain of generic ops (pow, mean, add, rsqrt, mul, mul) whose
-    autograd backward is twice as long again, while LayerNorm has one fused kernel each way; so the "cheaper"
-    norm was the slower one. `fast_cpu.RMSNormFunction`'s written-out backward makes a call (forward +
-    backward) 1.5-2x faster than torch's, but it is still several passes against LayerNorm's one, so on the CPU
-    RMSNorm stays slower than LayerNorm, per call and per step. A fused C kernel (benchmark-only) is ~1.5x
-    cheaper than LayerNorm's, but the norms' kernels are under 2% of a cpu-tiny step, so even that does not
-    show per step above the noise: `python benchmarks/rmsnorm.py` measures all of it. On CUDA, and for other
-    dtypes, torch's own (fused on CUDA) implementation runs.
+    """`nn.RMSNorm` (same parameters, same state_dict, same values up to rounding). In float32 on the CPU it runs
+    `fast_cpu.RMSNormFunction` (a written-out backward: torch's CPU `rms_norm` is a chain of generic ops); on
+    CUDA, and for other dtypes, torch's own implementation. What that gains, and why RMSNorm is still not faster
+    than LayerNorm on the CPU: benchmarks/rmsnorm.py and benchmarks/results.md.
     """
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
