@@ -137,8 +137,10 @@ def test_default_playground_on_cpu_trains_cpu_tiny_at_batch_4(monkeypatch):
         seen.append((model_cfg, train_cfg))
         return real_train(model_cfg, train_cfg, **kwargs)
 
-    real_train = widgets.train
-    monkeypatch.setattr(widgets, "train", spy)
+    import minigpt.playground.runner as runner
+
+    real_train = runner.train
+    monkeypatch.setattr(runner, "train", spy)
     pg = Playground(background=False, live=False)
     run = pg.run("pre_ln", steps=2)
     model_cfg, train_cfg = seen[-1]
