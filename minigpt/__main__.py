@@ -38,67 +38,8 @@ from .registry import RUNS
 
 PROG = "python -m minigpt"
 
-# One line per field: what it is and why you would change it. Kept beside the CLI (dataclass comments are not
-# visible at runtime); tests/test_cli.py checks that every field has one.
-FIELD_HELP: dict[str, str] = {
-    # ModelConfig
-    "variant": "normalization placement: post_ln (Vaswani 2017), pre_ln (GPT-2), normformer (Shleifer 2021), "
-               "ngpt (Loshchilov 2024)",
-    "vocab_size": "vocabulary size; set automatically from the tokenizer when training",
-    "pad_vocab_to": "round the embedding/LM-head rows up to a multiple of this (GPU presets: 64, faster "
-                    "matmuls); padding ids never get probability; 1 = none",
-    "block_size": "maximum context length T (tokens per training window)",
-    "n_layer": "number of transformer blocks",
-    "n_head": "number of attention (query) heads; must divide n_embd",
-    "n_kv_head": "key/value heads: none = n_head (multi-head), 1 = multi-query, in between = grouped-query",
-    "n_embd": "model width d_model",
-    "norm": "norm layer N(.): layernorm or rmsnorm (ngpt has no norm layers)",
-    "norm_eps": "epsilon inside the norm layers",
-    "mlp": "feed-forward block: gelu (hidden 4d) or swiglu (hidden 8/3 d, rounded up to a multiple of 64)",
-    "bias": "biases in Linear layers and norms",
-    "position": "position information: learned absolute embeddings or rope (ngpt always uses rope)",
-    "rope_base": "RoPE frequency base",
-    "qk_norm": "normalize q and k per head before the dot product",
-    "z_loss": "coefficient of the PaLM z-loss mean(logsumexp(logits)^2); 0 = off",
-    "logit_softcap": "cap logits to (-c, c) with c*tanh(z/c) (Gemma 2); 0 = off",
-    "dropout": "dropout probability in [0, 1)",
-    "tie_embeddings": "share the token embedding with the LM head (ngpt never ties)",
-    "init_std": "std of the normal init (GPT-2: 0.02; residual projections get 0.02/sqrt(2 n_layer))",
-    "resid_scale": "NormFormer's per-dimension lambda_resid on the FFN residual",
-    "ngpt_update": "nGPT residual update: lerp (the paper's practical form) or slerp (the exact geodesic)",
-    "ngpt_alpha_init": "nGPT eigen learning rates alpha_A, alpha_M: initial value",
-    "ngpt_alpha_scale": "nGPT alpha parametrization scale; none = 1/sqrt(n_embd)",
-    "ngpt_sqk_init": "nGPT s_qk (query/key scaling): initial value",
-    "ngpt_sqk_scale": "nGPT s_qk parametrization scale; none = 1/sqrt(n_embd)",
-    "ngpt_suv_init": "nGPT s_u, s_v (MLP scalings): initial value",
-    "ngpt_suv_scale": "nGPT s_u, s_v parametrization scale",
-    "ngpt_sz_init": "nGPT s_z (logit scaling): initial value",
-    "ngpt_sz_scale": "nGPT s_z parametrization scale; none = 1/sqrt(n_embd)",
-    # TrainConfig
-    "steps": "total optimizer steps of the run (with --resume: continue up to this step)",
-    "batch_size": "sequences per micro-batch per process (global batch = batch_size * grad_accum * "
-                  "torchrun's world size)",
-    "grad_accum": "micro-batches per optimizer step (tokens/step = batch_size * grad_accum * block_size)",
-    "lr": "peak learning rate (default: the preset's best LR for the variant)",
-    "min_lr_ratio": "the cosine schedule decays to lr * min_lr_ratio at the last step",
-    "warmup_steps": "linear warmup steps from 0 to lr (post-LN needs them; nGPT uses none)",
-    "weight_decay": "AdamW weight decay on matrices only (never norms, biases, scales; nGPT: 0)",
-    "beta1": "AdamW beta1",
-    "beta2": "AdamW beta2",
-    "grad_clip": "clip the global gradient norm to this value; 0 = off",
-    "eval_interval": "evaluate on the fixed validation batches every N steps (and at the last step)",
-    "eval_batches": "number of fixed validation batches per evaluation",
-    "seed": "seed of the init and of the batch order (the same for every variant)",
-    "tokenizer": "char (84 symbols) or gpt2 (BPE from data/gpt2.tiktoken)",
-    "compact_vocab": "gpt2 only: map the ids the corpus uses onto a dense range (smaller embeddings)",
-    "data_dir": "folder with shakespeare.txt and gpt2.tiktoken; none = $MINIGPT_DATA_DIR or built-in data",
-    "device": "auto (cuda if available, else cpu), cpu, cuda or mps",
-    "dtype": "autocast dtype on CUDA; auto = bfloat16 where supported, float32 elsewhere",
-    "compile": "torch.compile the model; none = on CUDA only",
-    "checkpoint_interval": "also save ckpt.pt every N steps; 0 = only at the end and on Ctrl-C",
-    "on_nan": "on a non-finite or exploding loss: stop (keep the last good checkpoint) or skip the update",
-    "progress": "show a tqdm progress bar",
-}
+# One line per field: what it is and why you would change it: the field's comment in config.py.
+FIELD_HELP: dict[str, str] = C.field_help()
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "variant": C.VARIANT_NAMES,

@@ -67,41 +67,41 @@ class ModelConfig:
     """The network. Defaults are the classic GPT-2 block (LayerNorm, GELU, bias, learned positions, tied
     embeddings); the presets switch on the ingredients nGPT uses so that variants compare fairly."""
 
-    variant: str = "pre_ln"
-    vocab_size: int = 84
+    variant: str = "pre_ln"  # normalization placement: a variant of the registry (registry.py, variants.py)
+    vocab_size: int = 84  # vocabulary size; set automatically from the tokenizer when training
     # Embedding/LM-head rows rounded up to a multiple of this (GPU presets: 64, for tensor-core-friendly matmul
     # shapes); the extra rows are never looked up and their logits are sliced off, so loss and sampling see
     # exactly vocab_size ids. 1 = no padding.
     pad_vocab_to: int = 1
-    block_size: int = 128  # maximum context length T
-    n_layer: int = 4
-    n_head: int = 4
-    n_kv_head: int | None = None  # None -> n_head (multi-head); 1 -> multi-query; between -> grouped-query
-    n_embd: int = 128
-    norm: str = "layernorm"  # layernorm | rmsnorm (ignored by ngpt: it has no norm layers)
-    norm_eps: float = 1e-5
-    mlp: str = "gelu"  # gelu (hidden 4d) | swiglu (hidden 8/3 d rounded up to a multiple of 64)
+    block_size: int = 128  # maximum context length T (tokens per training window)
+    n_layer: int = 4  # number of transformer blocks
+    n_head: int = 4  # number of attention (query) heads; must divide n_embd
+    # key/value heads: none = n_head (multi-head), 1 = multi-query, in between = grouped-query
+    n_kv_head: int | None = None
+    n_embd: int = 128  # model width d_model
+    norm: str = "layernorm"  # norm layer N(.): layernorm or rmsnorm (ngpt has no norm layers)
+    norm_eps: float = 1e-5  # epsilon inside the norm layers
+    mlp: str = "gelu"  # feed-forward block: gelu (hidden 4d) or swiglu (hidden 8/3 d, rounded up to a multiple of 64)
     bias: bool = True  # biases in Linear layers and norms
-    position: str = "learned"  # learned absolute positions | rope
-    rope_base: float = 10000.0
+    position: str = "learned"  # position information: learned absolute embeddings or rope (ngpt always uses rope)
+    rope_base: float = 10000.0  # RoPE frequency base
     qk_norm: bool = False  # normalize q and k per head before the dot product
-    z_loss: float = 0.0  # coefficient of the PaLM z-loss, mean(logsumexp(logits)^2)
-    logit_softcap: float = 0.0  # 0 = off; else logits = c * tanh(logits / c) (Gemma 2)
-    dropout: float = 0.0
-    tie_embeddings: bool = True  # share token embedding and LM head (ngpt never ties)
-    init_std: float = 0.02  # GPT-2 init; residual output projections get 0.02 / sqrt(2 * n_layer)
-    # NormFormer: the paper's per-dimension lambda_resid on the FFN residual (off by default, see normformer.py)
-    resid_scale: bool = False
+    z_loss: float = 0.0  # coefficient of the PaLM z-loss mean(logsumexp(logits)^2); 0 = off
+    logit_softcap: float = 0.0  # cap logits to (-c, c) with c*tanh(z/c) (Gemma 2); 0 = off
+    dropout: float = 0.0  # dropout probability in [0, 1)
+    tie_embeddings: bool = True  # share the token embedding with the LM head (ngpt never ties)
+    init_std: float = 0.02  # std of the normal init (GPT-2: 0.02; residual projections get 0.02/sqrt(2 n_layer))
+    resid_scale: bool = False  # NormFormer's per-dimension lambda_resid on the FFN residual (see normformer.py)
     # nGPT (see ngpt.py for where each constant comes from)
-    ngpt_update: str = "lerp"  # lerp | slerp
-    ngpt_alpha_init: float = 0.05
-    ngpt_alpha_scale: float | None = None  # None -> 1/sqrt(n_embd)
-    ngpt_sqk_init: float = 1.0
-    ngpt_sqk_scale: float | None = None  # None -> 1/sqrt(n_embd)
-    ngpt_suv_init: float = 1.0
-    ngpt_suv_scale: float = 1.0
-    ngpt_sz_init: float = 1.0
-    ngpt_sz_scale: float | None = None  # None -> 1/sqrt(n_embd)
+    ngpt_update: str = "lerp"  # nGPT residual update: lerp (the paper's practical form) or slerp (the exact geodesic)
+    ngpt_alpha_init: float = 0.05  # nGPT eigen learning rates alpha_A, alpha_M: initial value
+    ngpt_alpha_scale: float | None = None  # nGPT alpha parametrization scale; none = 1/sqrt(n_embd)
+    ngpt_sqk_init: float = 1.0  # nGPT s_qk (query/key scaling): initial value
+    ngpt_sqk_scale: float | None = None  # nGPT s_qk parametrization scale; none = 1/sqrt(n_embd)
+    ngpt_suv_init: float = 1.0  # nGPT s_u, s_v (MLP scalings): initial value
+    ngpt_suv_scale: float = 1.0  # nGPT s_u, s_v parametrization scale
+    ngpt_sz_init: float = 1.0  # nGPT s_z (logit scaling): initial value
+    ngpt_sz_scale: float | None = None  # nGPT s_z parametrization scale; none = 1/sqrt(n_embd)
 
     def __post_init__(self) -> None:
         _choice("variant", self.variant, VARIANT_NAMES)
@@ -183,28 +183,30 @@ class ModelConfig:
 class TrainConfig:
     """The run: data, optimizer, schedule and runtime. `steps` counts optimizer steps."""
 
-    steps: int = 300
+    steps: int = 300  # total optimizer steps of the run (with --resume: continue up to this step)
+    # sequences per micro-batch per process (global batch = batch_size * grad_accum * torchrun's world size)
     batch_size: int = 16
-    grad_accum: int = 1  # micro-batches per optimizer step (tokens/step = batch_size * grad_accum * T)
-    lr: float = 3e-3  # peak learning rate
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at the last step
-    warmup_steps: int = 0  # linear warmup from 0 to lr
-    weight_decay: float = 0.1  # on matrices only (never on norms, biases, embeddings' scales, nGPT)
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0  # max global grad norm; 0 = off
-    eval_interval: int = 50  # evaluate every N steps (and at the last step)
-    eval_batches: int = 8  # fixed val batches per evaluation
-    seed: int = 1337
-    tokenizer: str = "char"  # char | gpt2
-    compact_vocab: bool = True  # gpt2 only: map the ids the corpus uses onto a dense range
-    data_dir: str | None = None  # None -> $MINIGPT_DATA_DIR, else the repo's / package's data folder
-    device: str = "auto"  # auto -> cuda if available, else cpu
-    dtype: str = "auto"  # auto -> bfloat16 autocast on CUDA (if supported), float32 on CPU
-    compile: bool | None = None  # None -> torch.compile on CUDA only
-    checkpoint_interval: int = 100  # also save ckpt.pt every N steps when out_dir is set (0 = only at the end)
-    on_nan: str = "stop"  # stop | skip (skip the update of a non-finite step; for the LR-stability experiment)
-    progress: bool = True  # tqdm progress bar
+    grad_accum: int = 1  # micro-batches per optimizer step (tokens/step = batch_size * grad_accum * block_size)
+    lr: float = 3e-3  # peak learning rate (default: the preset's best LR for the variant)
+    min_lr_ratio: float = 0.1  # the cosine schedule decays to lr * min_lr_ratio at the last step
+    warmup_steps: int = 0  # linear warmup steps from 0 to lr (post-LN needs them; nGPT uses none)
+    weight_decay: float = 0.1  # AdamW weight decay on matrices only (never norms, biases, scales; nGPT: 0)
+    beta1: float = 0.9  # AdamW beta1
+    beta2: float = 0.95  # AdamW beta2
+    grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
+    eval_interval: int = 50  # evaluate on the fixed validation batches every N steps (and at the last step)
+    eval_batches: int = 8  # number of fixed validation batches per evaluation
+    seed: int = 1337  # seed of the init and of the batch order (the same for every variant)
+    tokenizer: str = "char"  # char (84 symbols) or gpt2 (BPE from data/gpt2.tiktoken)
+    compact_vocab: bool = True  # gpt2 only: map the ids the corpus uses onto a dense range (smaller embeddings)
+    # folder with shakespeare.txt and gpt2.tiktoken; none = $MINIGPT_DATA_DIR or built-in data
+    data_dir: str | None = None
+    device: str = "auto"  # auto (cuda if available, else cpu), cpu, cuda or mps
+    dtype: str = "auto"  # autocast dtype on CUDA; auto = bfloat16 where supported, float32 elsewhere
+    compile: bool | None = None  # torch.compile the model; none = on CUDA only
+    checkpoint_interval: int = 100  # also save ckpt.pt every N steps; 0 = only at the end and on Ctrl-C
+    on_nan: str = "stop"  # on a non-finite or exploding loss: stop (keep the last good checkpoint) or skip the update
+    progress: bool = True  # show a tqdm progress bar
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "eval_interval", "eval_batches"):
@@ -229,6 +231,27 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         return _from_dict(cls, d)
+
+
+def field_help() -> dict[str, str]:
+    """Every field's comment in this file (the one after it, else the comment lines just above it): the CLI's
+    --help text, read from here so that the two never drift apart."""
+    import inspect
+    import re
+
+    pattern = re.compile(r"^    (\w+): [^=]+=[^#]*?(?:#\s*(.*))?$")
+    out: dict[str, str] = {}
+    for cls in (ModelConfig, TrainConfig):
+        above: list[str] = []
+        for line in inspect.getsource(cls).splitlines():
+            if line.startswith("    # "):
+                above.append(line.strip().removeprefix("# "))
+                continue
+            m = pattern.match(line)
+            if m and m.group(1) in {f.name for f in fields(cls)}:
+                out[m.group(1)] = m.group(2) or " ".join(above)
+            above = []
+    return out
 
 
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:
