@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from minigpt import data as D
+from minigpt import data_files, tokenizers
 from minigpt.config import TrainConfig
 from minigpt.data import (
     Batches,
@@ -172,7 +173,7 @@ def test_resolve_data_dir_env_without_corpus_raises(monkeypatch, tmp_path):
 
 def test_resolve_data_dir_lists_places_when_nothing_found(monkeypatch, tmp_path):
     places = (tmp_path / "repo-data", tmp_path / "package-data")
-    monkeypatch.setattr(D, "_DEFAULT_DATA_DIRS", places)
+    monkeypatch.setattr(data_files, "_DEFAULT_DATA_DIRS", places)
     with pytest.raises(DataError) as info:
         resolve_data_dir()
     message = str(info.value)
@@ -223,7 +224,7 @@ def test_gpt2_ranks_load_offline_with_hash_check(monkeypatch, tmp_path):
     the file into its temp-folder cache)."""
     import tiktoken.load
 
-    assert hashlib.sha256((REPO_DATA / "gpt2.tiktoken").read_bytes()).hexdigest() == D.GPT2_RANKS_SHA256
+    assert hashlib.sha256((REPO_DATA / "gpt2.tiktoken").read_bytes()).hexdigest() == data_files.GPT2_RANKS_SHA256
 
     def no_network(*args, **kwargs):
         raise AssertionError("minigpt.data tried to open a network socket")
@@ -235,7 +236,7 @@ def test_gpt2_ranks_load_offline_with_hash_check(monkeypatch, tmp_path):
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(tiktoken.load, "load_tiktoken_bpe", no_tiktoken_loader)
     monkeypatch.setattr(tiktoken.load, "read_file_cached", no_tiktoken_loader)
-    monkeypatch.setattr(D, "_GPT2_ENCODING", None)
+    monkeypatch.setattr(tokenizers, "_GPT2_ENCODING", None)
     tok = GPT2Tokenizer()
     assert tok.vocab_size == 50257
     assert tok.encode("Hello world") == [15496, 995]  # GPT-2's own ids
@@ -243,8 +244,8 @@ def test_gpt2_ranks_load_offline_with_hash_check(monkeypatch, tmp_path):
     monkeypatch.undo()
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken-cache"))
-    reference = tiktoken.load.load_tiktoken_bpe(str(REPO_DATA / "gpt2.tiktoken"), D.GPT2_RANKS_SHA256)
-    assert D._gpt2_encoding(None)._mergeable_ranks == reference
+    reference = tiktoken.load.load_tiktoken_bpe(str(REPO_DATA / "gpt2.tiktoken"), data_files.GPT2_RANKS_SHA256)
+    assert tokenizers._gpt2_encoding(None)._mergeable_ranks == reference
 
 
 def test_gpt2_wrong_hash_raises(tmp_path):
@@ -265,8 +266,8 @@ def test_gpt2_unparsable_ranks_become_data_error(monkeypatch, tmp_path):
     `<base64> <rank>` lines gives a DataError naming the file, not a bare ValueError."""
     bad = b"not base64 at all\n"
     (tmp_path / "gpt2.tiktoken").write_bytes(bad)
-    monkeypatch.setattr(D, "GPT2_RANKS_SHA256", hashlib.sha256(bad).hexdigest())
-    monkeypatch.setattr(D, "_GPT2_ENCODING", None)
+    monkeypatch.setattr(tokenizers, "GPT2_RANKS_SHA256", hashlib.sha256(bad).hexdigest())
+    monkeypatch.setattr(tokenizers, "_GPT2_ENCODING", None)
     with pytest.raises(DataError, match=r"could not parse the GPT-2 BPE ranks .*gpt2\.tiktoken"):
         GPT2Tokenizer(tmp_path)
 
@@ -518,7 +519,7 @@ def test_wheel_layout_finds_the_packaged_data(tmp_path):
     pyproject = tomllib.loads((REPO_DATA.parent / "pyproject.toml").read_text())
     force = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
     assert force == {"data": "minigpt/_data"}
-    assert D._DEFAULT_DATA_DIRS == (REPO_DATA, Path(D.__file__).resolve().parent / "_data")
+    assert data_files._DEFAULT_DATA_DIRS == (REPO_DATA, Path(D.__file__).resolve().parent / "_data")
 
     site = tmp_path / "site-packages"
     shutil.copytree(Path(D.__file__).resolve().parent, site / "minigpt",
