@@ -1,4 +1,4 @@
-"""Learning-rate sweep per variant at a preset: where each preset's `lr` table comes from (DESIGN.md §5).
+"""Learning-rate sweep per variant at a preset: where each preset's `lr` table comes from (docs/design.md §5).
 
     python benchmarks/lr_sweep.py --preset cpu-tiny [--lrs 1e-3,2e-3,4e-3,8e-3,1.6e-2] [--steps N] [--seeds 1]
 

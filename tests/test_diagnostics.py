@@ -261,7 +261,7 @@ def test_ngpt_scalars_are_the_effective_values():
     assert set(s) == {"alpha_attn", "alpha_mlp", "s_qk", "s_u", "s_nu", "s_z"}
     cfg = model.config
     assert len(s["alpha_attn"]) == cfg.n_layer and len(s["s_z"]) == 1
-    # at init each effective scale is its configured init, whatever its storage scale (DESIGN.md §3)
+    # at init each effective scale is its configured init, whatever its storage scale (docs/design.md §3)
     assert torch.allclose(s["alpha_attn"][0], torch.full((cfg.n_embd,), cfg.ngpt_alpha_init))
     assert torch.allclose(s["s_qk"][1], torch.full((cfg.n_embd,), cfg.ngpt_sqk_init))
     hidden = model.blocks[0].mlp.c_proj.in_features

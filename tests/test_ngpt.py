@@ -1,4 +1,4 @@
-"""nGPT (minigpt/ngpt.py) checked against the equations of DESIGN.md §3: unit norms, SLERP's closed form,
+"""nGPT (minigpt/ngpt.py) checked against the equations of docs/design.md §3: unit norms, SLERP's closed form,
 the bounded logits, the attention geometry and the scaled-parameter parametrization."""
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def test_attention_geometry(n_kv_head):
 
 
 def test_scaled_parameters():
-    """Defaults of DESIGN.md §3: every default scale is 1/√d_model (the reference's base_scale), whatever the
+    """Defaults of docs/design.md §3: every default scale is 1/√d_model (the reference's base_scale), whatever the
     vector's own length: s_z has vocab_size entries and still gets 1/√d_model, not 1/√V (vocab_size = 84 ≠ D
     here, so the two cannot coincide)."""
     model = make(vocab_size=84)

@@ -37,7 +37,7 @@ class RaceRun:
 
 @dataclass
 class Speedup:
-    """Steps-to-target speedup of `challenger` over `baseline` (DESIGN.md §6.5).
+    """Steps-to-target speedup of `challenger` over `baseline` (docs/design.md §6.5).
 
     The target is the loss both runs reach: the baseline's final val loss when the challenger gets there
     (the nGPT paper's metric: steps the baseline needs to reach its final loss / steps the challenger needs),
