@@ -29,7 +29,7 @@ def code(text: str) -> nbformat.NotebookNode:
     return new_code_cell(textwrap.dedent(text).strip())
 
 
-def setup(*stdlib: str, experiments: bool = True) -> nbformat.NotebookNode:
+def setup(*stdlib: str, experiments: bool = True, steps: bool = False) -> nbformat.NotebookNode:
     """The first code cell: the OpenMP wait policy, imports, then the preset (gpu-small on CUDA, else cpu-tiny)
     and the CPU scale."""
     lines = ["%matplotlib inline"] + [f"import {m}" for m in sorted({"os", *stdlib})] + [""]
@@ -40,13 +40,15 @@ def setup(*stdlib: str, experiments: bool = True) -> nbformat.NotebookNode:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     ''').strip().splitlines()
     lines += ["import torch", ""] + (["from minigpt import experiments as E"] if experiments else [])
-    lines += ["from minigpt import plots", "from minigpt.config import default_preset_name", ""]
+    scale = "notebook_scale, notebook_steps" if steps else "notebook_scale"
+    lines += ["from minigpt import plots", "from minigpt.config import default_preset_name",
+              f"from minigpt.experiments.scale import {scale}", ""]
     lines += textwrap.dedent('''
         PRESET = default_preset_name()  # gpu-small when CUDA is available, else cpu-tiny
         ON_GPU = PRESET.startswith("gpu")
         # On a CPU, cpu-tiny is narrowed (d=64, T=64, batch 8) so that the notebook runs in about a minute on two
         # cores. On a GPU the preset runs as is; runs are short, so torch.compile would cost more than it saves.
-        SCALE = dict(compile=False) if ON_GPU else dict(n_embd=64, block_size=64, batch_size=8, eval_batches=4)
+        SCALE = notebook_scale(PRESET)  # minigpt/experiments/scale.py: also the README figures' scale
         print(f"preset {PRESET}, overrides {SCALE}, {torch.get_num_threads()} CPU thread(s)")
     ''').strip().splitlines()
     return new_code_cell("\n".join(lines))
@@ -364,7 +366,7 @@ NB02 = [
     even out the gradients across depth. This notebook trains pre-LN and NormFormer with the same data and
     budget and compares their per-layer gradients.
     '''),
-    setup("math"),
+    setup("math", steps=True),
     code('''
     plots.plot_blocks(("pre_ln", "normformer"))
     '''),
@@ -395,7 +397,7 @@ NB02 = [
     gradients. A ratio of 1 is balanced; pre-LN's is expected above 1.
     '''),
     code('''
-    STEPS = 500 if ON_GPU else 150
+    STEPS = notebook_steps("depth", PRESET)
     nf = E.grad_norms_vs_depth(PRESET, ("pre_ln", "normformer"), steps=STEPS, **SCALE)
     plots.plot_grad_norms(nf, weights=("ffn_in", "ffn_out"))
     '''),
@@ -462,7 +464,7 @@ NB03 = [
     `minigpt` implements both (`ngpt_update="lerp"` / `"slerp"`). After every optimizer step
     `model.after_optimizer_step()` puts the weights back on the sphere.
     '''),
-    setup("math"),
+    setup("math", steps=True),
     code('''
     plots.plot_blocks(("pre_ln", "ngpt"))
     '''),
@@ -498,7 +500,7 @@ NB03 = [
     update, at nGPT's preset LR; pre-LN for contrast) and measures their geometry.
     '''),
     code('''
-    STEPS = 1000 if ON_GPU else 150
+    STEPS = notebook_steps("hypersphere", PRESET)
     sphere = E.hypersphere(PRESET, steps=STEPS, **SCALE)
     for k in sphere.labels:
         print(f"{k:<11} val loss {sphere.final_val[k]:.3f}   {sphere.ms_per_step[k]:.0f} ms/step   "
@@ -622,9 +624,9 @@ NB05 = [
     GELU, biases) against a RoPE/SwiGLU nGPT would measure RoPE and SwiGLU too; section 2 shows how much
     that inflates the speedup.
     '''),
-    setup(),
+    setup(steps=True),
     code('''
-    RSTEPS = 500 if ON_GPU else 150  # gpu-small overfits the corpus after ~500 steps
+    RSTEPS = notebook_steps("race", PRESET)  # gpu-small overfits the corpus after ~500 steps
     race = E.race(PRESET, steps=RSTEPS, **SCALE)
     print(race.table())
     plots.plot_race(race)
@@ -700,7 +702,7 @@ NB05 = [
     lowest value it reached (or where the loss blows up by the trainer's own rule).
     '''),
     code('''
-    LSTEPS = 200 if ON_GPU else 100
+    LSTEPS = notebook_steps("lr_stability", PRESET)
     lrs = E.lr_stability(PRESET, steps=LSTEPS, **SCALE)
     print(lrs.table())
     plots.plot_lr_stability(lrs)
