@@ -1,4 +1,4 @@
-"""experiments.py and plots.py at a minuscule budget: every experiment runs end to end on a 2-layer, 32-wide
+"""minigpt/experiments/ and plots.py at a minuscule budget: every experiment runs end to end on a 2-layer, 32-wide
 model for a handful of steps and returns well-formed data; the pure helpers (speedup, divergence detection,
 angles) are checked on hand-built inputs with known answers. The science itself is asserted, at a real
 budget, by the notebooks."""
