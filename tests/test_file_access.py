@@ -9,7 +9,10 @@ fails the test. What is allowed, and why:
 - the token cache `$MINIGPT_CACHE_DIR` (documented in data.py; a user can point it anywhere);
 - two third-party caches, each pointed into the sandbox by its documented variable: matplotlib's font cache
   (`$MPLCONFIGDIR`, when a figure is drawn) and the folder torch creates for its compiler when `torch.optim`
-  imports `torch._dynamo` (`$TORCHINDUCTOR_CACHE_DIR`; torch 2.13 makes it at import, even without compile).
+  imports `torch._dynamo` (`$TORCHINDUCTOR_CACHE_DIR`; torch 2.13 makes it at import, even without compile);
+- the temp folder (`$TMPDIR`, pointed into the sandbox) and the null device: torch imports `dill` when it is
+  installed (the `data` extra's `datasets` needs it), and dill opens `os.devnull` and has `tempfile` probe
+  the temp folder with a file it creates and removes, at import.
 
 Reads of the corpus and the BPE ranks must come from the `--data_dir` given, never from the repository's data/.
 torch.save/torch.load open their files in C++ (no audit event); the checkpoint's temp file and rename are
@@ -75,7 +78,7 @@ sys.exit(code)
 @pytest.fixture
 def sandbox(tmp_path):
     """Fresh cwd, HOME, data, cache and matplotlib folders; returns a function that runs the audited CLI."""
-    dirs = {name: tmp_path / name for name in ("cwd", "home", "data", "cache", "mpl", "inductor")}
+    dirs = {name: tmp_path / name for name in ("cwd", "home", "data", "cache", "mpl", "inductor", "tmp")}
     for d in dirs.values():
         d.mkdir()
     for name in ("shakespeare.txt", "gpt2.tiktoken"):
@@ -87,7 +90,7 @@ def sandbox(tmp_path):
         log_file = tmp_path / "audit.json"
         env = {**os.environ, "HOME": str(dirs["home"]), "XDG_CACHE_HOME": str(dirs["home"] / ".cache"),
                "MINIGPT_CACHE_DIR": str(dirs["cache"]), "MPLCONFIGDIR": str(dirs["mpl"]),
-               "TORCHINDUCTOR_CACHE_DIR": str(dirs["inductor"]),
+               "TORCHINDUCTOR_CACHE_DIR": str(dirs["inductor"]), "TMPDIR": str(dirs["tmp"]),
                "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "AUDIT_LOG": str(log_file),
                "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
         env.pop("MINIGPT_DATA_DIR", None)
@@ -97,6 +100,11 @@ def sandbox(tmp_path):
         return json.loads(log_file.read_text())
 
     return dirs, run
+
+
+def _changed(log: dict[str, list[str]]) -> list[str]:
+    """Every path written, made, removed or renamed onto; writing to the null device changes nothing."""
+    return [p for p in log["write"] + log["mkdir"] + log["remove"] + log["rename"] if p != os.devnull]
 
 
 def _outside(paths: list[str], *allowed: Path) -> list[str]:
@@ -116,18 +124,18 @@ def test_train_and_sample_touch_only_the_run_and_data_folders(sandbox):
 
     log = run("train", "--variant", "pre_ln", "--preset", "cpu-tiny", "--steps", "4", *TINY,
               "--tokenizer", "gpt2", "--out", str(out), "--data_dir", str(dirs["data"]))
-    changed = log["write"] + log["mkdir"] + log["remove"] + log["rename"]
+    changed = _changed(log)
     assert (out / "ckpt.pt").is_file() and (out / "metrics.jsonl").is_file()
     assert any(p.startswith(str(out)) for p in log["rename"]), "the checkpoint's atomic rename was not seen"
-    assert _outside(changed, out, dirs["cache"], dirs["inductor"]) == []
+    assert _outside(changed, out, dirs["cache"], dirs["inductor"], dirs["tmp"]) == []
     assert _outside(_data_reads(log), dirs["data"]) == [], "data must be read from --data_dir only"
     assert str(dirs["data"] / "shakespeare.txt") in _data_reads(log)
     assert str(dirs["data"] / "gpt2.tiktoken") in _data_reads(log)
 
     log = run("sample", "--checkpoint", str(out / "ckpt.pt"), "--prompt", "ROMEO:", "--max_new_tokens", "5",
               "--data_dir", str(dirs["data"]))
-    changed = log["write"] + log["mkdir"] + log["remove"] + log["rename"]
-    assert _outside(changed, dirs["cache"], dirs["inductor"]) == [], "sample writes only the token cache"
+    changed = _changed(log)
+    assert _outside(changed, dirs["cache"], dirs["inductor"], dirs["tmp"]) == [], "sample writes only the token cache"
     assert _outside(_data_reads(log), dirs["data"]) == []
 
     assert list(dirs["cwd"].iterdir()) == [], "nothing may be written in the working directory"
@@ -140,9 +148,9 @@ def test_compare_touches_only_its_folder(sandbox):
     out = dirs["cwd"].parent / "cmp"
     log = run("compare", "--preset", "cpu-tiny", "--steps", "2", *TINY, "--variants", "pre_ln", "ngpt-lerp",
               "--out", str(out), "--data_dir", str(dirs["data"]))
-    changed = log["write"] + log["mkdir"] + log["remove"] + log["rename"]
+    changed = _changed(log)
     assert (out / "report.md").is_file() and (out / "ngpt-lerp" / "metrics.jsonl").is_file()
-    assert _outside(changed, out, dirs["cache"], dirs["mpl"], dirs["inductor"]) == []
+    assert _outside(changed, out, dirs["cache"], dirs["mpl"], dirs["inductor"], dirs["tmp"]) == []
     assert _outside(_data_reads(log), dirs["data"]) == []
     assert list(dirs["cwd"].iterdir()) == [] and list(dirs["home"].iterdir()) == []
 
