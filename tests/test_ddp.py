@@ -44,6 +44,8 @@ LOSS_TOL = 1e-5
 WEIGHT_TOL = 1e-5
 
 # Logs, per torchrun worker (RANK is set), every file written, created, renamed or removed; the agent is left alone.
+# The null device is not logged, and $TMPDIR points into the test's folder: torch imports dill when the data extra
+# installs it, and dill opens os.devnull and probes the temp folder at import (see tests/test_file_access.py).
 SITECUSTOMIZE = r"""
 import atexit, json, os, sys
 
@@ -56,7 +58,7 @@ if "RANK" in os.environ and "AUDIT_DIR" in os.environ:
             return
         if event == "open":
             path, mode, flags = args
-            if path is None or isinstance(path, int):
+            if path is None or isinstance(path, int) or path == os.devnull:
                 return
             if (mode is not None and any(c in mode for c in "wax+")) or (flags or 0) & WRITE_FLAGS:
                 log.append(os.path.abspath(os.fsdecode(path)))
@@ -79,7 +81,7 @@ def _metrics(run_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("variant", ["pre_ln", "ngpt"])
 def test_two_ranks_match_one_process_and_only_rank_0_writes(variant, tmp_path, monkeypatch, capsys):
-    dirs = {name: tmp_path / name for name in ("audit", "site", "cache", "inductor", "cwd")}
+    dirs = {name: tmp_path / name for name in ("audit", "site", "cache", "inductor", "cwd", "tmp")}
     for d in dirs.values():
         d.mkdir()
     (dirs["site"] / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -87,6 +89,7 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(variant, tmp_path, m
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MINIGPT_CACHE_DIR": str(dirs["cache"]),
            "TORCHINDUCTOR_CACHE_DIR": str(dirs["inductor"]), "AUDIT_DIR": str(dirs["audit"]),
+           "TMPDIR": str(dirs["tmp"]),
            "PYTHONDONTWRITEBYTECODE": "1",
            "PYTHONPATH": os.pathsep.join([str(dirs["site"]), str(REPO), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -115,9 +118,10 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(variant, tmp_path, m
 
     # only rank 0 wrote (its run folder and the token cache); rank 1 wrote nothing at all
     logs = {r: json.loads((dirs["audit"] / f"rank{r}.json").read_text()) for r in (0, 1)}
-    allowed = (str(ddp_out), str(dirs["cache"]), str(dirs["inductor"]))
+    allowed = (str(ddp_out), str(dirs["cache"]), str(dirs["inductor"]), str(dirs["tmp"]))
     assert [f for f in logs[0] if not f.startswith(allowed)] == []
     assert any(f.startswith(str(ddp_out)) for f in logs[0]), "the audit hook saw rank 0's writes"
-    assert [f for f in logs[1] if not f.startswith(str(dirs["inductor"]))] == [], "rank 1 must write nothing"
+    assert [f for f in logs[1] if not f.startswith((str(dirs["inductor"]), str(dirs["tmp"])))] == [], \
+        "rank 1 must write nothing"
     assert sorted(f.name for f in ddp_out.iterdir()) == sorted([CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE])
     assert list(dirs["cwd"].iterdir()) == []
