@@ -1,9 +1,10 @@
-"""Command line: ``python -m minigpt {train,compare,sample,presets}`` (also installed as ``minigpt``).
+"""Command line: ``python -m minigpt {train,compare,sample,prepare,presets}`` (also installed as ``minigpt``).
 
     python -m minigpt compare                       # every variant, default preset: table + report
     python -m minigpt train --variant ngpt --preset cpu-small --steps 500 --out runs/x
     python -m minigpt train --variant ngpt --preset cpu-small --steps 500 --out runs/x --resume
     python -m minigpt sample --checkpoint runs/x/ckpt.pt --prompt "ROMEO:"
+    python -m minigpt prepare fineweb-edu --out corpora/web --max_tokens 300000000   # then: train --data corpora/web
     python -m minigpt presets
     torchrun --standalone --nproc_per_node=8 -m minigpt train --preset gpu-small --out runs/x   # DDP, 8 GPUs
 
@@ -224,6 +225,9 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
                           help="data folder for the gpt2 BPE ranks (default: the checkpoint's, else "
                                "built-in)")
 
+    from .prepare import add_prepare_parser
+
+    p_prep = add_prepare_parser(sub)
     sub.add_parser("presets", help="list the presets with their description",
                    description="List the named presets: shape, tokenizer, steps, and each variant's peak LR.")
     p_fig = sub.add_parser(
@@ -234,7 +238,7 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     p_fig.add_argument("--preset", default=None, choices=list(C.PRESETS),
                        help="preset (default: gpu-small on CUDA, else cpu-tiny)")
     p_fig.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the science")
-    return parser, {"train": p_train, "compare": p_cmp, "sample": p_sample, "figures": p_fig}
+    return parser, {"train": p_train, "compare": p_cmp, "sample": p_sample, "figures": p_fig, "prepare": p_prep}
 
 
 def _is_negative_number(tok: str) -> bool:
@@ -287,11 +291,12 @@ def _command_line(argv: Sequence[str]) -> str:
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
+    from .prepared import with_prepared_data
     from .train import CHECKPOINT_FILE, METRICS_FILE, train
 
     preset_name = ns.preset or C.default_preset_name()
     preset = C.get_preset(preset_name)
-    overrides = _overrides(ns)
+    overrides = with_prepared_data(_overrides(ns), preset_name)
     variant = overrides.pop("variant", preset.model.variant)
     model_cfg, train_cfg = preset.configs(variant, **overrides)
     if ns.out is None:
@@ -321,8 +326,10 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 def cmd_compare(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     from .compare import reserved_fields, run_compare
+    from .prepared import with_prepared_data
 
-    res = run_compare(ns.preset, _overrides(ns, skip=reserved_fields()), ns.variants, ns.out,
+    overrides = with_prepared_data(_overrides(ns, skip=reserved_fields()), ns.preset)
+    res = run_compare(ns.preset, overrides, ns.variants, ns.out,
                       command=_command_line(argv), overwrite=ns.overwrite)
     print(res.table)
     for row in res.rows:
@@ -405,6 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_sample(ns)
         if ns.command == "figures":
             return cmd_figures(ns)
+        if ns.command == "prepare":
+            from .prepare import prepare_main
+
+            return prepare_main(ns, _command_line(argv))
         return cmd_presets()
     except (CLIError, ConfigError, DataError, CheckpointError, ModelInputError) as e:
         if debug:

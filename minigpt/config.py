@@ -201,6 +201,9 @@ class TrainConfig:
     compact_vocab: bool = True  # gpt2 only: map the ids the corpus uses onto a dense range (smaller embeddings)
     # folder with shakespeare.txt and gpt2.tiktoken; none = $MINIGPT_DATA_DIR or built-in data
     data_dir: str | None = None
+    # a folder made by `prepare` (memory-mapped train.bin/val.bin; its meta.json sets the tokenizer and
+    # vocabulary, compact_vocab does not apply); none = the Shakespeare corpus
+    data: str | None = None
     device: str = "auto"  # auto (cuda if available, else cpu), cpu, cuda or mps
     dtype: str = "auto"  # autocast dtype on CUDA; auto = bfloat16 where supported, float32 elsewhere
     compile: bool | None = None  # torch.compile the model; none = on CUDA only
@@ -303,6 +306,7 @@ class Preset:
     model: ModelConfig
     train: TrainConfig
     lr: dict[str, float] = field(default_factory=dict)
+    needs_data: bool = False  # trains only on a prepared corpus (TrainConfig.data), never on Shakespeare
 
     def configs(self, variant: str, **overrides: Any) -> tuple[ModelConfig, TrainConfig]:
         """(ModelConfig, TrainConfig) for `variant` with this preset's LR for it, then `overrides`."""
@@ -338,6 +342,17 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(steps=500, batch_size=64, eval_interval=50, eval_batches=16, tokenizer="gpt2",
                     warmup_steps=50),
         lr={"post_ln": 1e-3, "pre_ln": 2e-3, "normformer": 2e-3, "ngpt": 4e-3},  # not swept yet
+    ),
+    "gpu-web": Preset(
+        "web text from `prepare` (--data DIR), GPT-2 BPE, L12 d768 h12 T1024 B32x2 (65k tokens/step), 4000 "
+        "steps = 262M tokens: ~10-15 min per variant on one H100 (estimated, not measured)",
+        ModelConfig(vocab_size=50257, pad_vocab_to=64, block_size=1024, n_layer=12, n_head=12, n_embd=768,
+                    **_FAIR),
+        # Web text is not memorized at this budget (a 10B-token sample is seen once at most), so no dropout.
+        TrainConfig(steps=4000, batch_size=32, grad_accum=2, eval_interval=250, eval_batches=20,
+                    tokenizer="gpt2", compact_vocab=False, warmup_steps=200),
+        lr={"post_ln": 6e-4, "pre_ln": 1.5e-3, "normformer": 1.5e-3, "ngpt": 3e-3},  # not swept: guesses
+        needs_data=True,
     ),
     "gpt2-124m": Preset(
         "the real GPT-2 small shape and block (L12 d768 h12 T1024, LayerNorm, GELU, bias, learned "

@@ -14,8 +14,9 @@ The path from text to batches (docs/design.md §4)::
 ``load_data(train_cfg, block_size)`` does all of that from a ``TrainConfig``. Every failure raises
 ``DataError`` with a message that names the file, field or value at fault (docs/design.md §8).
 
-The files (corpus, data folder, cache folder) are in data_files.py and the tokenizers in tokenizers.py; their
-public names are re-exported here.
+The files (corpus, data folder, cache folder) are in data_files.py, the tokenizers in tokenizers.py and
+``Batches`` in batches.py; their public names are re-exported here. A corpus prepared on disk by ``python -m
+minigpt prepare`` is read by prepared.py, which ``load_data`` hands over to when ``train_cfg.data`` is set.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from .batches import Batches, split_index
 from .config import TOKENIZERS, TrainConfig
 from .data_files import (
     CACHE_DIR_ENV,
@@ -57,6 +58,7 @@ __all__ = [
     "tokenizer_from_dict",
     "build_tokenizer",
     "encode_corpus",
+    "split_index",
     "Batches",
     "load_data",
 ]
@@ -169,85 +171,16 @@ def encode_corpus(
     return tokens
 
 
-# -------------------------------------------------------------------------------------------- batches
-
-
-class Batches:
-    """Train and validation token streams and random windows from them.
-
-    train = the first 90% of the token array by position, val = the last 10% (``val_fraction``). Splitting by
-    position, not by shuffled windows, means no validation text is ever seen in training. Both are views of
-    ``tokens`` (no copy, so a memory-mapped cache stays on disk).
-    """
-
-    def __init__(self, tokens: np.ndarray, block_size: int, val_fraction: float = 0.1):
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
-            raise DataError(
-                f"tokens must be a 1-D integer array, got shape {tokens.shape} dtype {tokens.dtype}"
-            )
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise DataError(f"block_size={block_size!r} is not valid; it must be an integer >= 1")
-        if not 0.0 < val_fraction < 1.0:
-            raise DataError(f"val_fraction={val_fraction!r} is not valid; it must be in (0, 1)")
-        n = len(tokens)
-        if n == 0:
-            raise DataError("the corpus is empty: 0 tokens to split into train and val")
-        n_train = int(n * (1.0 - val_fraction))
-        self.tokens = tokens
-        self.block_size = block_size
-        self.val_fraction = val_fraction
-        self.train = tokens[:n_train]
-        self.val = tokens[n_train:]
-        need = block_size + 1
-        for split, data in (("val", self.val), ("train", self.train)):
-            if len(data) < need:
-                raise DataError(
-                    f"the {split} split has {len(data)} tokens (of {n} in the corpus, val_fraction="
-                    f"{val_fraction}) but block_size={block_size} needs at least {need}; "
-                    f"use a smaller block_size or a longer corpus"
-                )
-
-    def split(self, split: str) -> np.ndarray:
-        if split == "train":
-            return self.train
-        if split == "val":
-            return self.val
-        raise DataError(f"split={split!r} is not valid; choose one of train, val")
-
-    def sample(
-        self, split: str, batch_size: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``batch_size`` random contiguous windows of ``block_size + 1`` tokens from ``split``.
-
-        Returns x, y: int64 tensors of shape (batch_size, block_size) on the CPU, y = x shifted left by one
-        (the next-token targets). The offsets come from ``torch.randint(generator=generator)`` alone, so the
-        batches are a function of the generator's state: reseed it and you get the same batches.
-        """
-        data = self.split(split)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise DataError(f"batch_size={batch_size!r} is not valid; it must be an integer >= 1")
-        high = len(data) - self.block_size  # last valid start is len - block_size - 1
-        starts = torch.randint(high, (batch_size,), generator=generator, device=generator.device)
-        index = starts.cpu().numpy()[:, None] + np.arange(self.block_size + 1)
-        windows = torch.from_numpy(data[index].astype(np.int64))
-        return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
-
-    def val_batches(
-        self, n_batches: int, batch_size: int, seed: int = 0
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Fixed evaluation batches: drawn from a generator of their own seeded with ``seed``, so every call
-        (and every run, and every variant in a comparison) is evaluated on exactly the same windows."""
-        generator = torch.Generator().manual_seed(seed)
-        return [self.sample("val", batch_size, generator) for _ in range(n_batches)]
-
-    def __repr__(self) -> str:
-        return f"Batches(train={len(self.train)}, val={len(self.val)} tokens, block_size={self.block_size})"
-
-
 def load_data(train_cfg: TrainConfig, block_size: int) -> tuple[Tokenizer, Batches]:
     """Corpus -> tokenizer -> (cached) tokens -> Batches, as ``train_cfg`` (tokenizer, compact_vocab,
-    data_dir) says. The tokenizer's ``vocab_size`` is what the model's ``vocab_size`` must be."""
+    data_dir) says. The tokenizer's ``vocab_size`` is what the model's ``vocab_size`` must be.
+
+    With ``train_cfg.data`` set, the batches come from that prepared folder's memory-mapped ``train.bin`` /
+    ``val.bin`` instead, and the tokenizer from its ``meta.json`` (minigpt.prepared)."""
+    if train_cfg.data is not None:
+        from .prepared import load_prepared
+
+        return load_prepared(train_cfg.data, block_size, tokenizer=train_cfg.tokenizer, data_dir=train_cfg.data_dir)
     data_dir = resolve_data_dir(train_cfg.data_dir)
     corpus = load_corpus(data_dir)
     tokenizer = build_tokenizer(train_cfg.tokenizer, corpus, data_dir, compact_vocab=train_cfg.compact_vocab)

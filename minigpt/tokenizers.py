@@ -223,6 +223,11 @@ class GPT2Tokenizer(Tokenizer):
             )
         return ids
 
+    @property
+    def encoding(self) -> tiktoken.Encoding:
+        """The tiktoken Encoding underneath (full GPT-2 ids), for batch encoding in minigpt.prepare."""
+        return self._enc
+
     def encode_array(self, text: str) -> np.ndarray:
         return self.compact_ids(np.asarray(self._enc.encode_ordinary(text), dtype=np.int64))
 

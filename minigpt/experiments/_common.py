@@ -38,10 +38,10 @@ _DATA_CACHE: dict[tuple, tuple[Any, Any]] = {}
 
 
 def _data(train_cfg: TrainConfig, block_size: int) -> tuple[Any, Any]:
-    """(tokenizer, Batches), loaded once per process for each (tokenizer, data folder, block_size)."""
+    """(tokenizer, Batches), loaded once per process for each (tokenizer, data folders, block_size)."""
     from ..data import load_data
 
-    key = (train_cfg.tokenizer, train_cfg.compact_vocab, train_cfg.data_dir, block_size)
+    key = (train_cfg.tokenizer, train_cfg.compact_vocab, train_cfg.data_dir, train_cfg.data, block_size)
     if key not in _DATA_CACHE:
         _DATA_CACHE[key] = load_data(train_cfg, block_size)
     return _DATA_CACHE[key]
