@@ -234,6 +234,8 @@ class GPTBase(nn.Module):
     A variant subclasses this, sets `Block` (a module class taking the config) and `final_norm`, and gets the
     rest: GPT-2 initialization, weight tying, z-loss / soft-capping, `num_params`, optimizer groups and
     `generate`. nGPT overrides more (it has no norms and scales its logits); see ngpt.py.
+    Memory per training step (parameters, AdamW state, activations, attention matrices): the formula is in
+    `minigpt/memory.py`, whose `check_memory` the trainer runs before the first step.
     """
 
     Block: type[nn.Module]

@@ -80,6 +80,7 @@ from .checkpoint import (
 )
 from .config import ConfigError, ModelConfig, TrainConfig
 from .distributed import Dist, SigintGuard
+from .memory import check_memory
 from .progress import progress_bar
 from .train_parts import (
     EXPLODE_FACTOR,
@@ -191,6 +192,9 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path |
     # --- model, optimizer, RNG
     device = dist.device  # resolve_device(train_cfg.device); with several GPUs per node, this rank's own
     amp_dtype = resolve_dtype(train_cfg.dtype, device)
+    # refuse a step that cannot fit before allocating anything (memory.py has the estimate's formula)
+    check_memory(model_cfg, train_cfg, device, amp_dtype,
+                 n_params=None if model is None else sum(p.numel() for p in model.parameters()))
     if device.type == "cuda":  # float32 matmuls (outside autocast) on tensor cores: TF32, the usual trade
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
