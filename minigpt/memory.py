@@ -19,8 +19,10 @@ checks the formula against that count for every variant):
 
     post-LN, pre-LN   8d + m·h + H + 4      m = 4 for SwiGLU (W1 x, W3 x, silu, product), 2 for GELU
     NormFormer        the same + d + h + 4  (its post-attention and mid-FFN norms)
-    nGPT              the same + 3d + 3H    (Norm of h_A, h_M and of q, k per head); SLERP + 6d + 8
-    dropout > 0       + 3d                  (the masks)
+    nGPT              the same + d + 3H     (Norm of h_A, h_M and of q, k per head); SLERP + 6d + 8
+    RoPE (nGPT too)   + 2d                  (the rotated q, k)
+    qk_norm           + 3d + 4H             (the normalized q, k and their statistics)
+    dropout > 0       + d for nGPT          (its dropout outputs leave the sphere's Norm a new input)
 
 s = bytes per saved element: 4 in float32; under bfloat16/float16 autocast 4·r, r the measured share of a
 variant's activations autocast keeps in 16 bits (`_SAVES`: 0.6 for the LayerNorm variants, 0.9 for
@@ -67,12 +69,14 @@ class _Saves:
     heads: int = 0
     const: int = 0
     slerp: tuple[int, int] = (0, 0)  # (per d, constant) added by ngpt_update="slerp"
-    swiglu_always: bool = False  # the variant ignores config.mlp
+    dropout_d: int = 0  # per d added by dropout > 0
+    fixed_ingredients: bool = False  # the variant ignores config.mlp, position and qk_norm (nGPT)
     autocast_ratio: float = 0.6
 
 
 _SAVES = {"post_ln": _Saves(), "pre_ln": _Saves(), "normformer": _Saves(d=1, h=1, const=4),
-          "ngpt": _Saves(d=3, heads=3, slerp=(6, 8), swiglu_always=True, autocast_ratio=0.9)}
+          "ngpt": _Saves(d=1, heads=3, slerp=(6, 8), dropout_d=1, fixed_ingredients=True,
+                        autocast_ratio=0.9)}
 
 
 class InsufficientMemoryError(ConfigError):
@@ -100,15 +104,16 @@ class MemoryEstimate:
 def activation_floats_per_token_layer(cfg: ModelConfig) -> int:
     """a in the module docstring: float32 values autograd saves per token in one block (no attention matrix)."""
     x = _SAVES[cfg.variant]
-    if x.swiglu_always:
-        cfg = dataclasses.replace(cfg, mlp="swiglu")
+    if x.fixed_ingredients:  # nGPT: also always RoPE, never qk_norm (its own q, k normalization is counted above)
+        cfg = dataclasses.replace(cfg, mlp="swiglu", position="rope", qk_norm=False)
     d, h, H = cfg.n_embd, cfg.mlp_hidden, cfg.n_head
     m = 4 if cfg.mlp == "swiglu" else 2
     a = (8 + x.d) * d + (m + x.h) * h + (1 + x.heads) * H + 4 + x.const
     if cfg.ngpt_update == "slerp":
         a += x.slerp[0] * d + x.slerp[1]
+    a += 2 * d * cfg.uses_rope + (3 * d + 4 * H) * cfg.qk_norm
     if cfg.dropout > 0:
-        a += 3 * d
+        a += x.dropout_d * d
     return a
 
 
@@ -226,8 +231,9 @@ def check_memory(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.d
     fused = fused_attention(device, amp_dtype, model_cfg.dropout, model_cfg.head_dim)
     P = num_params(model_cfg) if n_params is None else n_params
 
-    def need(m: ModelConfig, t: TrainConfig) -> int:
-        return processes * estimate_train_memory(m, t, device, amp_dtype, n_params=P, fused=fused).total
+    def need(m: ModelConfig, t: TrainConfig) -> int:  # P changes with block_size (learned positions)
+        p = P if n_params is not None or m.block_size == model_cfg.block_size else None
+        return processes * estimate_train_memory(m, t, device, amp_dtype, n_params=p, fused=fused).total
 
     est = estimate_train_memory(model_cfg, train_cfg, device, amp_dtype, n_params=P, fused=fused)
     total = processes * est.total
@@ -238,8 +244,6 @@ def check_memory(model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.d
     where = f"{human(avail)} available ({device.type}: {source})"
     per = f" for {processes} processes" if processes > 1 else ""
     if total > avail:
-        # P grows with block_size only through learned positions: keep it fixed for the search (an upper
-        # bound on what fits is all the advice needs)
         T, B = model_cfg.block_size, train_cfg.batch_size
         best_b = _largest(lambda b: need(model_cfg, dataclasses.replace(train_cfg, batch_size=b)) <= avail, B)
         best_t = _largest(lambda t: need(dataclasses.replace(model_cfg, block_size=t), train_cfg) <= avail, T)
