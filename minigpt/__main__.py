@@ -11,9 +11,10 @@
 Every ModelConfig / TrainConfig field is an option of `train` and `compare` (``--n_layer 6``, ``--lr 3e-3``,
 ``--on_nan skip``; ``--on-nan`` works too), generated from the dataclasses so the CLI cannot fall behind the
 config. Bad input — an unknown option (the closest valid name is suggested), a value of the wrong type, an
-invalid config, missing data, a bad checkpoint — prints one line ``error: ...`` on stderr and exits with
-status 2, never a traceback (set MINIGPT_DEBUG=1 to see one). A diverged run exits 1, Ctrl-C exits 130 after
-saving a checkpoint.
+invalid config, missing data, a bad checkpoint, a run too large for the memory, an output folder that cannot
+be written — and a full disk print one line ``error: ...`` on stderr and exit with status 2, never a
+traceback (set MINIGPT_DEBUG=1 to see one). A diverged run exits 1, Ctrl-C exits 130 after saving a
+checkpoint.
 """
 
 from __future__ import annotations
@@ -393,9 +394,10 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 diverged / I/O failure, 2 bad input, 130 Ctrl-C)."""
+    """Entry point; returns the exit status (0 ok, 1 diverged, 2 bad input or a file-system failure, 130 Ctrl-C)."""
     from .data import DataError
     from .layers import ModelInputError
+    from .outputs import describe_os_error
     from .train import CheckpointError, TrainingInterrupted
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -433,11 +435,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
-    except OSError as e:
+    except OSError as e:  # a file-system failure: a full disk, permissions (outputs.py words it)
         if debug:
             raise
-        print(f"error: {_one_line(e)}", file=sys.stderr)
-        return 1
+        print(f"error: {_one_line(describe_os_error(e))}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from .config import ConfigError, default_preset_name, get_preset
+from .outputs import check_output_dir
 from .registry import RUNS
 from .train import (
     CHECKPOINT_FILE,
@@ -129,6 +130,7 @@ def run_compare(
     tokenizer, batches = load_data(first_train, first_model.block_size)
 
     out = Path(out_dir) if out_dir is not None else default_out_dir()
+    check_output_dir(out)
     existing = [str(out / _safe_label(x) / CHECKPOINT_FILE) for x in labels
                 if (out / _safe_label(x) / CHECKPOINT_FILE).exists()]
     if existing and not overwrite:

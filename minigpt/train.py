@@ -81,6 +81,7 @@ from .checkpoint import (
 from .config import ConfigError, ModelConfig, TrainConfig
 from .distributed import Dist, SigintGuard
 from .memory import check_memory
+from .outputs import TrainingWriteError, check_output_dir
 from .progress import progress_bar
 from .train_parts import (
     EXPLODE_FACTOR,
@@ -163,6 +164,8 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path |
            on_eval: Callable[[int, float], Any] | None = None) -> TrainResult:
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / CHECKPOINT_FILE if out is not None else None
+    if out is not None:
+        check_output_dir(out)
     if resume and ckpt_path is None:
         raise ConfigError("resume=True needs out_dir: the folder whose ckpt.pt to continue")
     if resume and not ckpt_path.exists():
@@ -371,6 +374,12 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path |
         result.interrupted = True
         result.message = str(TrainingInterrupted(result))
         raise TrainingInterrupted(result) from e
+    except OSError as e:  # a full disk mid-run: stop now, naming the checkpoint to resume from
+        bar.close()
+        with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+            if metrics_file is not None:
+                metrics_file.close()
+        raise TrainingWriteError(e, step, out, result.checkpoint, result.checkpoint_step) from e
     except BaseException:
         bar.close()
         if metrics_file is not None:
