@@ -214,7 +214,8 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     p_sample.add_argument("--max_new_tokens", type=_field_parser("max_new_tokens", int)[0], default=200,
                           metavar="N", help="tokens to generate (default 200)")
     p_sample.add_argument("--temperature", type=_field_parser("temperature", float)[0], default=0.8,
-                          metavar="X", help="softmax temperature > 0; lower is more conservative "
+                          metavar="X", help="softmax temperature >= 0; lower is more conservative, 0 = "
+                                            "greedy (always the most likely token; --seed, --top_k moot) "
                                             "(default 0.8)")
     p_sample.add_argument("--top_k", type=_field_parser("top_k", int)[0], default=40, metavar="N",
                           help="sample among the k most likely tokens; 0 = all (default 40)")

@@ -349,13 +349,17 @@ class GPTBase(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Autoregressive sampling; the context is cropped to the last `block_size` tokens."""
-        if temperature <= 0:
-            raise ModelInputError(f"temperature={temperature} must be > 0")
+        """Autoregressive sampling; the context is cropped to the last `block_size` tokens. temperature=0 is
+        greedy decoding (the most likely token every time, the limit of temperature -> 0; top_k is moot)."""
+        if not math.isfinite(temperature) or temperature < 0:
+            raise ModelInputError(f"temperature={temperature} must be a finite number >= 0 (0 = greedy)")
         if top_k is not None and top_k < 1:
             raise ModelInputError(f"top_k={top_k} must be >= 1")
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.config.block_size:])
+            if temperature == 0:
+                idx = torch.cat([idx, logits[:, -1, :].argmax(-1, keepdim=True)], dim=1)
+                continue
             logits = logits[:, -1, :].float() / temperature
             if top_k is not None:
                 v, _ = torch.topk(logits, min(top_k, logits.size(-1)))

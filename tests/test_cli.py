@@ -129,8 +129,8 @@ def test_stop_resume_and_refuse_overwrite(tmp_path, capsys):
     ckpt_path = str(Path(out) / CHECKPOINT_FILE)
     rc, _, err = run_main(capsys, "sample", "--checkpoint", ckpt_path, "--prompt", "\u20ac")
     assert rc == 2 and "is not in the" in err and err.count("\n") == 1  # DataError: not in the vocabulary
-    rc, _, err = run_main(capsys, "sample", "--checkpoint", ckpt_path, "--temperature", "0")
-    assert rc == 2 and "temperature=0.0 must be > 0" in err  # ModelInputError
+    rc, _, err = run_main(capsys, "sample", "--checkpoint", ckpt_path, "--temperature", "-0.5")
+    assert rc == 2 and "temperature=-0.5 must be a finite number >= 0 (0 = greedy)" in err  # ModelInputError
     rc, _, err = run_main(capsys, "train", "--steps", "6", *TINY, *QUIET, "--n_layer", "2", "--out", out,
                           "--resume")
     assert rc == 2 and "n_layer: 1 in checkpoint vs 2 now" in err  # CheckpointError
