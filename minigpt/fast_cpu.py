@@ -84,56 +84,74 @@ class L2NormalizeFunction(torch.autograd.Function):
 class SlerpFunction(torch.autograd.Function):
     """`ngpt.slerp` for float32 CPU tensors and α of shape (d,), with the backward written out.
 
-    Autograd's version of `slerp` takes 39 operations on (B, T, d) tensors forward and backward, 4 of them
-    sin or cos; this one 29, 2 of them sin or cos: cos(αθ) is kept from the forward, and
-        A = sin((1−α)θ) = sin θ cos(αθ) − cos θ sin(αθ),   S = sin(αθ),   u = A ⊙ a + S ⊙ b,   y = u / ||u||.
-    Backward, with g = dL/dy and per token θ (the sums run over d):
-        g_u = (g − y <g, y>) / ||u||        (g / eps where ||u|| ≤ eps, as in l2_normalize)
-        g_a = g_u ⊙ A + κ b,   g_b = g_u ⊙ S + κ a,   κ = dθ/d<a, b> · dL/dθ
-              (κ = 0 where θ was replaced or the cosine clamped)
-        dL/dθ = Σ (1−α) ⊙ g_u ⊙ a ⊙ cos((1−α)θ) + α ⊙ g_u ⊙ b ⊙ cos(αθ),   dθ/dc = −1/√(1 − c²)
-        dL/dα = Σ over tokens of θ (g_u ⊙ b ⊙ cos(αθ) − g_u ⊙ a ⊙ cos((1−α)θ))
+    Forward, as `slerp` (per token; c, q, s are per-token scalars, φ = αθ per dimension):
+        c = <a, b>,  p₀ = b − c a,  q = <p₀, a>,  p = p₀ − q a,  s = ‖p‖,  θ = atan2(s, c)
+        ρ = sin φ / s  (ρ = α and θ = 0 where s ≤ SIN_MIN),  u = cos φ ⊙ a + ρ ⊙ p,  y = u / ‖u‖
+    Backward, with g = dL/dy (sums over d; 1/s read as 0 where s ≤ SIN_MIN):
+        g_u = (g − y <g, y>) / ‖u‖        (g / eps where ‖u‖ ≤ eps, as in l2_normalize)
+        dL/dφ = (g_u ⊙ p) ⊙ cos φ / s − (g_u ⊙ a) ⊙ sin φ,   dL/dθ = Σ α ⊙ dL/dφ
+        dL/ds = −Σ (g_u ⊙ p) ⊙ ρ / s + dL/dθ · c / (s² + c²),   dL/dc|_θ = −dL/dθ · s / (s² + c²)
+        g_p = g_u ⊙ ρ + (dL/ds / s) p;  g_q = −<g_p, a>;  g_p₀ = g_p + g_q a
+        g_c = dL/dc|_θ − <g_p₀, a>
+        dL/da = g_u ⊙ cos φ − q g_p + g_q p₀ − c g_p₀ + g_c b,   dL/db = g_p₀ + g_c a
+        dL/dα = Σ over tokens of θ dL/dφ  (+ g_u ⊙ p where ρ = α)
     `tests/test_fast_paths.py` checks values and gradients against autograd's and with gradcheck.
     """
 
     @staticmethod
-    def forward(ctx: Any, a: Tensor, b: Tensor, alpha: Tensor, tiny: float, theta0: float) -> Tensor:
-        cos_ab = torch.linalg.vecdot(a, b).unsqueeze(-1)
-        cos_clamped = cos_ab.clamp(-1 + 1e-7, 1 - 1e-7)
-        theta = torch.arccos(cos_clamped)
-        replaced = torch.sin(theta) < tiny
-        theta = torch.where(replaced, torch.full_like(theta, theta0), theta)
-        sin_t, cos_t = torch.sin(theta), torch.cos(theta)
+    def forward(ctx: Any, a: Tensor, b: Tensor, alpha: Tensor) -> Tensor:
+        cos_t = torch.linalg.vecdot(a, b).unsqueeze(-1)
+        p0 = b - cos_t * a
+        q = torch.linalg.vecdot(p0, a).unsqueeze(-1)
+        p = p0 - q * a
+        sin_t = torch.linalg.vector_norm(p, dim=-1, keepdim=True)
+        some = sin_t > SLERP_SIN_MIN
+        theta = torch.where(some, torch.atan2(sin_t, cos_t), 0.0)
+        inv_s = torch.where(some, sin_t, 1.0).reciprocal_().masked_fill_(~some, 0.0)
         alpha_theta = alpha * theta
         sin_at, cos_at = torch.sin(alpha_theta), torch.cos(alpha_theta)
-        coef_a = torch.addcmul(sin_t * cos_at, sin_at, cos_t, value=-1.0)  # sin((1−α)θ)
-        u = torch.addcmul(coef_a * a, sin_at, b)
+        ratio = sin_at * inv_s  # sin(αθ)/sin θ, α where p vanishes
+        all_some = bool(some.all())  # the usual case: no token needs the limit (a per-token check)
+        if not all_some:
+            ratio = torch.where(some, ratio, alpha)
+        u = torch.addcmul(cos_at * a, ratio, p)
         norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
         u_clamped = norm <= 1e-6  # as l2_normalize: there y = u / eps and g_u = g / eps
         inv_norm = norm.clamp_min_(1e-6).reciprocal_()
         y = u.mul_(inv_norm)
-        # dθ/d<a, b>, 0 where the angle was replaced or the clamp was active (as autograd's clamp and where)
-        dtheta = torch.rsqrt(1 - cos_clamped.square()).neg_()
-        dtheta.masked_fill_(replaced | (cos_ab != cos_clamped), 0.0)
-        ctx.save_for_backward(a, b, alpha, theta, sin_t, cos_t, sin_at, cos_at, coef_a, y, inv_norm, u_clamped,
-                              dtheta)
+        ctx.save_for_backward(a, b, alpha, p0, q, p, cos_t, sin_t, some, theta, inv_s, sin_at, cos_at, ratio, y,
+                              inv_norm, u_clamped)
+        ctx.all_some = all_some
         return y
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None, None]:
-        a, b, alpha, theta, sin_t, cos_t, sin_at, cos_at, coef_a, y, inv_norm, u_clamped, dtheta = ctx.saved_tensors
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        (a, b, alpha, p0, q, p, cos_t, sin_t, some, theta, inv_s, sin_at, cos_at, ratio, y, inv_norm,
+         u_clamped) = ctx.saved_tensors
         d = a.shape[-1]
         dot = torch.linalg.vecdot(grad, y).unsqueeze(-1).masked_fill_(u_clamped, 0.0)
         g_u = torch.addcmul(grad, y, dot, value=-1.0).mul_(inv_norm)
-        cos_1mat = torch.addcmul(cos_t * cos_at, sin_t, sin_at)  # cos((1−α)θ)
-        r = g_u * a * cos_1mat  # dL/dA ⊙ cos((1−α)θ)
-        m = g_u * b * cos_at  # dL/dS ⊙ cos(αθ)
-        diff = m - r
-        flat = diff.reshape(-1, d)
-        grad_theta = r.sum(-1, keepdim=True) + (flat @ alpha).view_as(theta)  # Σ (1−α) r + α m
-        grad_alpha = theta.reshape(-1) @ flat
-        kappa = grad_theta.mul_(dtheta)
-        grad_a = torch.addcmul(g_u * coef_a, b, kappa)
-        grad_b = torch.addcmul(g_u * sin_at, a, kappa)
-        return grad_a, grad_b, grad_alpha, None, None
+        gup = g_u * p
+        dphi = (gup * cos_at).mul_(inv_s).addcmul_(g_u * a, sin_at, value=-1.0)  # dL/dφ; 0 where θ = 0 was set
+        grad_theta = (dphi.reshape(-1, d) @ alpha).view_as(theta)
+        r2 = sin_t.square() + cos_t.square()
+        grad_s = grad_theta * cos_t / r2 - torch.linalg.vecdot(gup, ratio).unsqueeze(-1) * inv_s
+        grad_c = -grad_theta * sin_t / r2
+        grad_p = torch.addcmul(g_u * ratio, p, grad_s * inv_s)
+        grad_q = -torch.linalg.vecdot(grad_p, a).unsqueeze(-1)
+        grad_p0 = torch.addcmul(grad_p, a, grad_q)
+        grad_c = grad_c - torch.linalg.vecdot(grad_p0, a).unsqueeze(-1)
+        grad_a = (g_u * cos_at).addcmul_(grad_p0, cos_t, value=-1.0).addcmul_(b, grad_c).addcmul_(p0, grad_q)
+        grad_a.addcmul_(grad_p, q, value=-1.0)
+        grad_b = torch.addcmul(grad_p0, a, grad_c)
+        grad_alpha = theta.reshape(-1) @ dphi.reshape(-1, d)
+        if not ctx.all_some:  # where ρ = α: dρ/dα = 1
+            grad_alpha += (gup * ~some).reshape(-1, d).sum(0)
+        return grad_a, grad_b, grad_alpha
+
+
+# `slerp`'s threshold below which p = b − <a, b> a is float32 rounding, not a direction: computing p rounds
+# each component by ~eps·|b_i|, ‖rounding‖ ≈ 3e-8 (measured where b = −a exactly); at ‖p‖ = 1e-6 it still
+# sets p's direction to a few percent. Below it θ is set to 0 (LERP's step).
+SLERP_SIN_MIN = 1e-6

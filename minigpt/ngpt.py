@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fast_cpu import SlerpFunction, fast_cpu_path
+from .fast_cpu import SLERP_SIN_MIN, SlerpFunction, fast_cpu_path
 from .layers import MLP, CausalSelfAttention, GPTBase, l2_normalize, l2_normalize_
 
 if TYPE_CHECKING:  # annotations only: config.py imports the variants to validate names
@@ -77,34 +77,44 @@ def lerp_update(h: Tensor, target: Tensor, alpha: Tensor) -> Tensor:
     return l2_normalize(torch.lerp(h.to(dtype), target.to(dtype), alpha.to(dtype)))
 
 
-def slerp(a: Tensor, b: Tensor, alpha: Tensor | float, tiny: float = 1e-3) -> Tensor:
+def slerp(a: Tensor, b: Tensor, alpha: Tensor | float) -> Tensor:
     """Spherical interpolation from unit vectors a to b (along the last dim) with per-dimension weights α.
 
     With α equal in every dimension the result lies at angle α·θ from a on the great circle through b.
-    SLERP's coefficients are sin((1 − α)θ)/sin θ and sin(αθ)/sin θ; the division by sin θ, a positive number
-    per token, is left out because Norm(·) removes any positive per-token factor: the same result, with two
-    fewer full-size operations (and their backward) per update.
-
-    Where sin θ < `tiny` (θ → 0 or θ → π) the angle is replaced by a tiny constant θ₀ (no gradient through
-    it), which makes the coefficients (1 − α) and α up to a relative O(θ₀²) ~ 1e-8: LERP's, the limit as
-    θ → 0, and at θ → π, where the geodesic is undefined, a finite choice. The clamp keeps arccos' gradient
-    finite. Only per-token quantities are branched on, never the (B, T, d) tensors.
+    SLERP's sin((1 − α)θ)/sin θ ⊙ a + sin(αθ)/sin θ ⊙ b is rewritten with p = b − cos θ · a, the part of b
+    orthogonal to a (‖p‖ = sin θ), as cos(αθ) ⊙ a + sin(αθ)/sin θ ⊙ p: the same vector, without the two
+    large terms that cancel near θ = π. θ = atan2(‖p‖, <a, b>) is accurate at both ends, where arccos of the
+    cosine is not (float32 cannot tell θ from π within ~5e-4 by the cosine alone). So the step is exact, as
+    far as float32 resolves b's direction, from θ = 0 to θ = π, with no threshold:
+    - θ → 0: sin(αθ)/sin θ → α, LERP's coefficients: the limit is reached smoothly; where ‖p‖ ≤
+      SLERP_SIN_MIN = 1e-6 (p is then float32 rounding, not a direction) θ is set to 0 and the ratio to its
+      limit α: the LERP step Norm(a + α ⊙ p), which there equals SLERP's to float32 precision.
+    - θ → π: the step moves h by α·θ towards b along p (p is projected twice: near θ = π one projection
+      leaves rounding along a as large as p itself, and a step along a would not move h). Within 1e-6 rad of
+      π (‖p‖ ≤ SLERP_SIN_MIN) float32 cannot tell b's direction from rounding, and at θ = π exactly the
+      geodesic is undefined (every great circle through a reaches b): there, too, θ is set to 0, so h stays
+      at a (to ~1e-7) with finite gradients. That is the one jump left, 1e-6 rad from π (the angle moved
+      drops from α·π to 0); everywhere else the angle moved is α·θ, continuous in θ.
+    A Norm(·) after the sum removes the rounding off the unit sphere; with per-dimension α it is what
+    nGPT's update needs anyway. Only per-token quantities are branched on, never the (B, T, d) tensors.
     """
     # float32 CPU, one α per dimension (the blocks' case): the same values with a written-out backward
     if isinstance(alpha, Tensor) and alpha.shape == a.shape[-1:] and fast_cpu_path(a, b, alpha):
-        return SlerpFunction.apply(a, b, alpha, tiny, _SLERP_THETA0)
+        return SlerpFunction.apply(a, b, alpha)
     dtype = a.dtype
     a, b = a.float(), b.float()
     alpha = torch.as_tensor(alpha, dtype=torch.float32, device=a.device)
-    # θ = arccos(<a, b>), per token; the clamp bounds sin θ below by ~5e-4 (float32), under `tiny`
-    theta = torch.arccos((a * b).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
-    theta = torch.where(torch.sin(theta) < tiny, torch.full_like(theta, _SLERP_THETA0), theta)
-    # h ← Norm( sin((1−α)θ) ⊙ a + sin(αθ) ⊙ b )        (= Norm of SLERP's sum: 1/sin θ > 0 drops out)
+    cos_t = torch.linalg.vecdot(a, b).unsqueeze(-1)
+    # p = b − <a, b> a, projected twice ("twice is enough"): orthogonal to a up to float32 rounding of p
+    p = b - cos_t * a
+    p = p - torch.linalg.vecdot(p, a).unsqueeze(-1) * a
+    sin_t = torch.linalg.vector_norm(p, dim=-1, keepdim=True)
+    some = sin_t > SLERP_SIN_MIN  # below it p is rounding, not a direction (θ = 0 or π exactly)
+    theta = torch.where(some, torch.atan2(sin_t, cos_t), 0.0)
     alpha_theta = alpha * theta
-    return l2_normalize(torch.addcmul(torch.sin(theta - alpha_theta) * a, torch.sin(alpha_theta), b)).to(dtype)
-
-
-_SLERP_THETA0 = 1e-4  # the stand-in angle where sin θ < tiny: float32 keeps sin(αθ₀) to full relative precision
+    ratio = torch.where(some, torch.sin(alpha_theta) / torch.where(some, sin_t, 1.0), alpha)  # sin(αθ)/sin θ
+    # h ← Norm( cos(αθ) ⊙ a + sin(αθ)/sin θ ⊙ p )      (= SLERP's sin((1−α)θ)/sin θ ⊙ a + sin(αθ)/sin θ ⊙ b)
+    return l2_normalize(torch.cos(alpha_theta) * a + ratio * p).to(dtype)
 
 
 class Attention(CausalSelfAttention):

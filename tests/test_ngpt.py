@@ -259,13 +259,45 @@ def plane(theta: float, d: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch
     return a, math.cos(theta) * a + math.sin(theta) * u, u
 
 
-@pytest.mark.parametrize("theta", [3e-4, 2e-3, 0.3, 1.5, 2.8, 3.1])  # 3e-4: the sin θ ≈ 0 branch
+@pytest.mark.parametrize("theta", [3e-4, 2e-3, 0.3, 1.5, 2.8, 3.1, math.pi - 2e-3, math.pi - 5e-4, math.pi - 1e-4])
 @pytest.mark.parametrize("alpha", [0.05, 0.5, 0.9])
 def test_slerp_closed_form(theta, alpha):
+    """Against the float64 closed form. Near π float32 knows b's direction off a only to ~6e-8 / sin θ (b's
+    own rounding, ~eps/2 per component, before slerp sees it), hence the tolerance."""
     a, b, u = plane(theta)
     want = math.cos(alpha * theta) * a + math.sin(alpha * theta) * u  # angle α·θ from a, towards b
     got = slerp(a.float(), b.float(), torch.full((16,), alpha))
-    assert torch.allclose(got.double(), want, atol=1e-5)
+    assert (got.double() - want).norm() < 1e-5 + 6e-8 / math.sin(theta)
+
+
+def angle_moved(h: torch.Tensor, a: torch.Tensor) -> float:
+    """The angle between h and a in float64 (atan2: accurate at small angles, where arccos is not)."""
+    h, a = h.double(), a.double()
+    cos = (h @ a).item()
+    return math.atan2((h - cos * a).norm().item(), cos)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_slerp_moves_alpha_theta_continuously_up_to_pi_and_down_to_0(fast):
+    """The angle moved is α·θ for every θ from 1e-7 to π − 2e-6 (no jump where sin θ crosses 1e-3, which the
+    former LERP fallback near π had: 0 rad moved instead of 0.157), and at θ = π exactly h stays at a."""
+    import minigpt.fast_cpu as fast_cpu
+
+    before, fast_cpu.FAST_CPU_PATHS = fast_cpu.FAST_CPU_PATHS, fast
+    try:
+        alpha = 0.05
+        deltas = torch.logspace(math.log10(3e-2), math.log10(2e-6), 40).tolist()
+        for theta in [math.pi - d for d in deltas] + torch.logspace(-1.5, -7, 40).tolist():
+            a, b, u = plane(theta)
+            got = slerp(a.float(), b.float(), torch.full((16,), alpha))
+            assert abs(angle_moved(got, a) - alpha * theta) < 2e-7 + 1e-8 / math.sin(theta), theta
+            want = math.cos(alpha * theta) * a + math.sin(alpha * theta) * u
+            assert (got.double() - want).norm() < 1e-5 + 1e-8 / math.sin(theta), theta
+        a, _, _ = plane(1.0)
+        a = a.float()
+        assert torch.allclose(slerp(a, -a, torch.full((16,), alpha)), a, atol=1e-6)
+    finally:
+        fast_cpu.FAST_CPU_PATHS = before
 
 
 def test_slerp_on_sphere_with_per_dim_alpha():
@@ -286,7 +318,7 @@ def test_slerp_finite_at_degenerate_angles(case):
     out = slerp(a, b, alpha)
     assert torch.isfinite(out).all()
     assert (out.norm(dim=-1) - 1).abs().max() < 1e-5
-    if case.endswith("equal"):
+    if case.endswith("equal") or case == "opposite":  # opposite: θ = π, the geodesic undefined: h stays
         assert torch.allclose(out, a, atol=1e-5)
     (out * torch.randn(out.shape, generator=g)).sum().backward()
     for t in (a, b, alpha):
