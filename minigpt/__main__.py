@@ -349,6 +349,8 @@ def cmd_sample(ns: argparse.Namespace) -> int:
 
     if ns.max_new_tokens < 0:
         raise ModelInputError(f"max_new_tokens={ns.max_new_tokens} must be >= 0")
+    if not 0 <= ns.seed <= C.SEED_MAX:
+        raise ModelInputError(f"seed={ns.seed} must be an integer in [0, {C.SEED_MAX}]")
     device = resolve_device(ns.device) if ns.device in C.DEVICES else None
     if device is None:
         raise ConfigError(f"device={ns.device!r} is not valid; choose one of {', '.join(C.DEVICES)}")

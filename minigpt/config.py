@@ -31,6 +31,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 ON_NAN = ("stop", "skip")
 
 
+SEED_MAX = 2**63 - 1  # the largest seed torch.Generator.manual_seed takes on every platform
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid. The message names the field, the value and what is allowed."""
 
@@ -217,6 +220,8 @@ class TrainConfig:
         _integer("warmup_steps", self.warmup_steps, minimum=0)
         _integer("checkpoint_interval", self.checkpoint_interval, minimum=0)
         _integer("seed", self.seed, minimum=0)
+        if self.seed > SEED_MAX:  # torch's generators take 64-bit seeds
+            raise ConfigError(f"seed={self.seed} is not valid; it must be an integer in [0, {SEED_MAX}]")
         _positive("lr", self.lr)
         _positive("weight_decay", self.weight_decay, allow_zero=True)
         _positive("grad_clip", self.grad_clip, allow_zero=True)

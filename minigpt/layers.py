@@ -360,7 +360,9 @@ class GPTBase(nn.Module):
             if temperature == 0:
                 idx = torch.cat([idx, logits[:, -1, :].argmax(-1, keepdim=True)], dim=1)
                 continue
-            logits = logits[:, -1, :].float() / temperature
+            logits = logits[:, -1, :].float()
+            # (z − max z) / T: a tiny T (1e-45) gives −inf for the others, not inf − inf = nan
+            logits = (logits - logits.max(-1, keepdim=True).values) / temperature
             if top_k is not None:
                 v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
                 logits[logits < v[:, [-1]]] = -float("inf")

@@ -18,3 +18,18 @@ def tiny_config(variant: str, **overrides) -> ModelConfig:
 # Tiny test models are fastest on one thread, and on a loaded 2-core machine torch's default of 2 threads is
 # pathologically slow (measured: 800 ms vs 5 ms per step). One thread also keeps reductions deterministic.
 torch.set_num_threads(1)
+
+
+# Hypothesis (tests/test_cli_fuzz.py): the default profile is small and derandomized, so the README command
+# stays within a minute and cannot flake; `--hypothesis-profile=long` is the full search (minutes).
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the dev extra is not installed: the fuzz test skips itself
+    pass
+else:
+    _slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large]
+    settings.register_profile("minigpt", max_examples=24, deadline=None, derandomize=True, database=None,
+                              suppress_health_check=_slow_ok, print_blob=True)
+    settings.register_profile("long", max_examples=600, deadline=None, derandomize=False, database=None,
+                              suppress_health_check=_slow_ok, print_blob=True)
+    settings.load_profile("minigpt")
