@@ -22,6 +22,8 @@ def check_output_dir(path: str | Path) -> None:
     written. Creates nothing: a run refused later (a bad config, too little memory) leaves no empty folder.
     (Permission bits do not bind root; a write that still fails ends in `describe_os_error`'s line.)"""
     path = Path(path)
+    if "\0" in str(path):
+        raise OutputDirError(f"the output folder {str(path)!r} contains a NUL character; no path can")
     if path.exists() and not path.is_dir():
         raise OutputDirError(f"the output folder {path} is a file; choose a folder (it is created if missing)")
     existing = path

@@ -29,6 +29,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from hypothesis.control import currently_in_test_context  # noqa: E402
 
 from minigpt import ModelConfig, TrainConfig  # noqa: E402
 from minigpt import train as train_module  # noqa: E402
@@ -166,7 +167,8 @@ def run_cli(argv: list[str]) -> tuple[str, int | None, str, str]:
 
 def check(argv: list[str]) -> None:
     outcome, rc, out, err = run_cli(argv)
-    hypothesis.event(f"{argv[0]}: {outcome} {rc}")  # --hypothesis-show-statistics: how the runs ended
+    if currently_in_test_context():  # --hypothesis-show-statistics: how the runs ended
+        hypothesis.event(f"{argv[0]}: {outcome} {rc}")
     if outcome == "trained" or (outcome == "exit" and rc == 0):
         return
     assert outcome == "returned", (argv, outcome)

@@ -34,6 +34,15 @@ def test_temperature_0_is_argmax_decoding_whatever_the_seed(variant):
     assert not torch.equal(a, sampled)  # a random untrained model: sampling does differ from greedy
 
 
+def test_a_tiny_temperature_is_greedy_not_nan():
+    """logits / 1e-45 overflows to inf, and softmax(inf − inf) is NaN: the max is subtracted first."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config("pre_ln")).eval()
+    prompt = torch.tensor([[1, 2, 3]])
+    tiny = model.generate(prompt, 20, temperature=1e-45, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(tiny, model.generate(prompt, 20, temperature=0))
+
+
 @pytest.mark.parametrize("temperature", [-1.0, float("nan"), float("inf")])
 def test_negative_or_non_finite_temperature_is_refused(temperature):
     model = build_model(tiny_config("pre_ln"))

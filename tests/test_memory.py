@@ -60,6 +60,15 @@ def test_activation_formula_matches_autograds_saved_tensors(variant, extra):
     assert M.activation_floats_per_token_layer(cfg) == pytest.approx(measured, rel=0.02)
 
 
+@pytest.mark.parametrize("variant, extra", [
+    ("post_ln", {}), ("pre_ln", {"mlp": "gelu", "position": "learned", "bias": True}), ("normformer", {}),
+    ("ngpt", {}), ("pre_ln", {"tie_embeddings": True, "n_kv_head": 1}), ("ngpt", {"pad_vocab_to": 64}),
+])
+def test_parameter_count_is_the_models_own_within_3_percent(variant, extra):
+    cfg = tiny_config(variant, **{**FAIR, **extra})
+    assert M.num_params(cfg) == pytest.approx(build_model(cfg).num_params(), rel=0.03)
+
+
 def test_every_variant_has_an_activation_entry():
     from minigpt.config import VARIANT_NAMES
 
