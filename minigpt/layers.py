@@ -357,11 +357,12 @@ class GPTBase(nn.Module):
             raise ModelInputError(f"top_k={top_k} must be >= 1")
         for _ in range(max_new_tokens):
             logits, _ = self(idx[:, -self.config.block_size:])
-            if temperature == 0:
+            # T below float32's smallest normal number is 0 in the float32 division (0/0 = nan): greedy too
+            if temperature < torch.finfo(torch.float32).tiny:
                 idx = torch.cat([idx, logits[:, -1, :].argmax(-1, keepdim=True)], dim=1)
                 continue
             logits = logits[:, -1, :].float()
-            # (z − max z) / T: a tiny T (1e-45) gives −inf for the others, not inf − inf = nan
+            # (z − max z) / T: a tiny T (1e-37) gives −inf for the others, not inf − inf = nan
             logits = (logits - logits.max(-1, keepdim=True).values) / temperature
             if top_k is not None:
                 v, _ = torch.topk(logits, min(top_k, logits.size(-1)))

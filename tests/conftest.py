@@ -30,6 +30,6 @@ else:
     _slow_ok = [HealthCheck.too_slow, HealthCheck.data_too_large]
     settings.register_profile("minigpt", max_examples=24, deadline=None, derandomize=True, database=None,
                               suppress_health_check=_slow_ok, print_blob=True)
-    settings.register_profile("long", max_examples=600, deadline=None, derandomize=False, database=None,
+    settings.register_profile("long", max_examples=2000, deadline=None, derandomize=False, database=None,
                               suppress_health_check=_slow_ok, print_blob=True)
     settings.load_profile("minigpt")

@@ -10,8 +10,11 @@ Never a traceback (an exception out of `main`). `main` runs in-process (no inter
 a scratch folder, so `--out ""` or the default `runs/...` land there. Left out of the draw, because they are
 valid and merely slow, not error paths: `--compile true` (torch.compile on the CPU takes minutes), and sizes
 between the small valid ones drawn here and the absurd ones the memory check refuses (a 10**4-wide model
-trains, slowly). Examples: 24 per command (compare 6) by default, derandomized; `--hypothesis-profile=long`
-(tests/conftest.py) draws 600 (150) at random.
+trains, slowly). Examples: 24 per command (compare 6, presets 12) by default, derandomized;
+`--hypothesis-profile=long` (tests/conftest.py) draws 2000 (500, 1000) at random.
+
+`test_cases_the_fuzz_found` keeps every failure the searches found (by hand-written probes and the long
+profile), each with how it now ends.
 """
 
 from __future__ import annotations
@@ -70,24 +73,25 @@ def _base(tp: typing.Any) -> type:
 
 
 def field_value(name: str) -> st.SearchStrategy[str]:
-    """A value for config field `name`: valid, invalid, wrong type, extreme or unicode."""
+    """A value for config field `name`: valid (about half the draws, so that runs do reach training), invalid,
+    of the wrong type, extreme or unicode."""
     base = _base(HINTS[name])
     optional = type(None) in typing.get_args(HINTS[name])
     none = [st.just("none")] if optional else []
     if base is bool:
         valid = ["false", "0", "no", "off"] if name == "compile" else ["true", "false", "yes", "0", "ON"]
-        return st.one_of(st.sampled_from(valid), JUNK, *none)
+        return st.one_of(*[st.sampled_from(valid)] * 3, JUNK, *none)
     if base is int:
         valid = st.sampled_from(VALID_INT.get(name, list(range(9))))
-        return st.one_of(valid.map(str), st.sampled_from(ABSURD_INT).map(str), st.integers(-3, 0).map(str),
+        return st.one_of(*[valid.map(str)] * 4, st.sampled_from(ABSURD_INT).map(str), st.integers(-3, 0).map(str),
                          JUNK, TEXT, *none)
     if base is float:
         valid = st.sampled_from(VALID_FLOAT.get(name, [0.0, 0.5, 1.0]))
-        return st.one_of(valid.map(repr), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        return st.one_of(*[valid.map(repr)] * 4, st.floats(allow_nan=True, allow_infinity=True).map(repr),
                          st.integers(-3, 3).map(str), JUNK, TEXT, *none)
     if name in _CHOICES:
         valid = [c for c in _CHOICES[name] if c not in ("cuda",)] + ["cuda"]
-        return st.one_of(st.sampled_from(valid), st.sampled_from(valid).map(str.upper), JUNK, TEXT, *none)
+        return st.one_of(*[st.sampled_from(valid)] * 4, st.sampled_from(valid).map(str.upper), JUNK, TEXT, *none)
     return st.one_of(JUNK, TEXT, *none)  # data_dir
 
 
@@ -98,7 +102,7 @@ def field_options(draw: st.DrawFn, skip: tuple[str, ...] = ()) -> list[str]:
     names = [n for n in HINTS if n not in skip]
     argv: list[str] = []
     for _ in range(draw(st.integers(0, 4))):
-        kind = draw(st.sampled_from(["field"] * 6 + ["misspelt", "unknown", "dashes", "no_value", "positional"]))
+        kind = draw(st.sampled_from(["field"] * 12 + ["misspelt", "unknown", "dashes", "no_value", "positional"]))
         name = draw(st.sampled_from(names))
         value = draw(field_value(name))
         if kind == "misspelt":
@@ -119,7 +123,7 @@ def field_options(draw: st.DrawFn, skip: tuple[str, ...] = ()) -> list[str]:
 
 def path_value(scratch: Path) -> st.SearchStrategy[str]:
     """An output or input path: fresh, an existing file, under a file, empty, unicode, with a NUL byte."""
-    return st.sampled_from([str(scratch / "fresh"), str(scratch / "a_file"), str(scratch / "a_file" / "x"), "",
+    return st.sampled_from([str(scratch / "fresh")] * 4 + [str(scratch / "a_file"), str(scratch / "a_file" / "x"), "",
                             ".", str(scratch / "\u00f1\u65e5"), "bad\x00path", str(scratch / "dir")])
 
 
@@ -193,9 +197,10 @@ def _scaled(divisor: int) -> settings:
 @given(data=st.data())
 def test_train_fuzz(data: st.DataObject) -> None:
     with scratch_dir() as scratch:
-        preset = data.draw(st.one_of(st.sampled_from(list(PRESETS)), JUNK), label="preset")
-        flags = data.draw(st.lists(st.sampled_from(["--resume", "--overwrite"]), max_size=2), label="flags")
-        stop = data.draw(st.one_of(st.just([]), st.sampled_from(["1", "0", "-1", "x", "10**9"]).map(
+        preset = data.draw(st.one_of(*[st.sampled_from(list(PRESETS))] * 4, JUNK), label="preset")
+        flags = data.draw(st.one_of(*[st.just([])] * 3, st.lists(st.sampled_from(["--resume", "--overwrite"]),
+                                                                  max_size=2)), label="flags")
+        stop = data.draw(st.one_of(*[st.just([])] * 3, st.sampled_from(["1", "0", "-1", "x", "10**9"]).map(
             lambda v: ["--stop_at", v])), label="stop_at")
         out = data.draw(st.one_of(path_value(scratch), st.none()), label="out")
         fuzzed = data.draw(field_options(), label="options")
@@ -209,7 +214,7 @@ def test_compare_fuzz(data: st.DataObject) -> None:
     from minigpt.compare import RESERVED
 
     with scratch_dir() as scratch:
-        variants = data.draw(st.lists(st.one_of(st.sampled_from(list(RUNS)), JUNK), min_size=1, max_size=2),
+        variants = data.draw(st.lists(st.one_of(*[st.sampled_from(list(RUNS))] * 3, JUNK), min_size=1, max_size=2),
                              label="variants")
         out = data.draw(path_value(scratch), label="out")
         fuzzed = data.draw(field_options(skip=tuple(RESERVED)), label="options")
@@ -227,16 +232,17 @@ def checkpoint(tmp_path_factory) -> Path:
 @given(data=st.data())
 def test_sample_fuzz(checkpoint: Path, data: st.DataObject) -> None:
     with scratch_dir() as scratch:
-        ckpt = data.draw(st.one_of(st.sampled_from([str(checkpoint / "ckpt.pt")] * 3 + [
+        ckpt = data.draw(st.one_of(st.sampled_from([str(checkpoint / "ckpt.pt")] * 6 + [
             str(checkpoint / "truncated.pt"), str(checkpoint), str(checkpoint / "missing.pt")]),
             path_value(scratch)), label="checkpoint")
         argv = ["sample", "--checkpoint", ckpt]
-        numbers = {"--max_new_tokens": st.one_of(st.integers(-2, 8).map(str), JUNK),
+        numbers = {"--max_new_tokens": st.one_of(*[st.integers(-2, 8).map(str)] * 3, JUNK),
                    "--temperature": st.one_of(st.sampled_from(["0", "-0.0", "1e-45", "0.8", "1e30", "nan", "inf"]),
                                               st.floats().map(repr), JUNK),
-                   "--top_k": st.one_of(st.integers(-2, 100).map(str), st.sampled_from(ABSURD_INT).map(str), JUNK),
-                   "--seed": st.one_of(st.integers(-2, 2**64).map(str), JUNK),
-                   "--device": st.one_of(st.sampled_from(["cpu", "auto", "cuda", "mps", "CPU"]), JUNK),
+                   "--top_k": st.one_of(*[st.integers(-2, 100).map(str)] * 3, st.sampled_from(ABSURD_INT).map(str),
+                                        JUNK),
+                   "--seed": st.one_of(*[st.integers(-2, 2**64).map(str)] * 3, JUNK),
+                   "--device": st.one_of(*[st.sampled_from(["cpu", "auto", "cuda", "mps", "CPU"])] * 3, JUNK),
                    "--prompt": TEXT, "--data_dir": st.one_of(path_value(scratch), JUNK)}
         for option in data.draw(st.lists(st.sampled_from(sorted(numbers)), max_size=4), label="options"):
             argv += [option, data.draw(numbers[option], label=option)]
@@ -251,6 +257,40 @@ def test_sample_fuzz(checkpoint: Path, data: st.DataObject) -> None:
 def test_presets_fuzz(extra: list[str]) -> None:
     with scratch_dir():
         check(["presets", *extra])
+
+
+SMALL_TRAIN = ["train", "--steps", "2", *SMALL]
+
+
+@pytest.mark.parametrize("argv, ends", [
+    # found by the long profile: a NUL in a path made pathlib raise ValueError (train and compare)
+    ([*SMALL_TRAIN, "--out", "bad\x00path"], "error: an argument contains a NUL character"),
+    (["compare", "--steps", "2", *SMALL, "--variants", "pre_ln", "--out", "bad\x00path"], "error: an argument"),
+    # found by probes before the search: a seed beyond 64 bits overflowed in torch (ValueError)
+    ([*SMALL_TRAIN, "--seed", "99999999999999999999999"], "error: seed=99999999999999999999999 is not valid"),
+    # a mistyped n_layer: the memory check must not loop over 10**14 layers, and refuses
+    ([*SMALL_TRAIN, "--n_layer", "99999999999999"], "error: this run needs about"),
+])
+def test_cases_the_fuzz_found(argv: list[str], ends: str) -> None:
+    with scratch_dir():
+        outcome, rc, _, err = run_cli(argv)
+    assert (outcome, rc) == ("returned", 2) and err.startswith(ends) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("options, ends", [
+    (["--seed", "99999999999999999999999"], "error: seed=99999999999999999999999 must be an integer in"),  # probe
+    (["--temperature", "1e-45"], ""),  # probe: 1e-45 overflowed the logits to inf, softmax gave nan
+    (["--temperature", "9.361019166384543e-73"], ""),  # long profile: 0 in float32, 0/0 = nan
+])
+def test_sample_cases_the_fuzz_found(checkpoint: Path, options: list[str], ends: str) -> None:
+    with scratch_dir():
+        outcome, rc, out, err = run_cli(["sample", "--checkpoint", str(checkpoint / "ckpt.pt"),
+                                         "--max_new_tokens", "4", *options])
+    assert outcome == "returned"
+    if ends:
+        assert rc == 2 and err.startswith(ends) and err.count("\n") == 1, err
+    else:
+        assert rc == 0 and out and not err, err
 
 
 def test_the_fuzz_harness_catches_a_traceback(monkeypatch) -> None:
