@@ -234,8 +234,6 @@ class GPTBase(nn.Module):
     A variant subclasses this, sets `Block` (a module class taking the config) and `final_norm`, and gets the
     rest: GPT-2 initialization, weight tying, z-loss / soft-capping, `num_params`, optimizer groups and
     `generate`. nGPT overrides more (it has no norms and scales its logits); see ngpt.py.
-    Memory per training step (parameters, AdamW state, activations, attention matrices): the formula is in
-    `minigpt/memory.py`, whose `check_memory` the trainer runs before the first step.
     """
 
     Block: type[nn.Module]
@@ -325,7 +323,9 @@ class GPTBase(nn.Module):
     def flops_per_token(self, block_size: int | None = None) -> int:
         """Training FLOPs per token, PaLM's 6·N + 12·L·T·d (Chowdhery et al. 2022, App. B; nanoGPT's
         `estimate_mfu`): N = parameters of the blocks and the LM head, the matrices every token is multiplied
-        by (a tied head counts, an embedding lookup does not); T defaults to `block_size` of the config."""
+        by (a tied head counts, an embedding lookup does not); T defaults to `block_size` of the config.
+        Memory per training step (parameters, AdamW state, activations, attention matrices): the formula is in
+        `minigpt/memory.py`, whose `check_memory` the trainer runs before the first step."""
         return flops_per_token(self, self.config.n_layer, block_size or self.config.block_size, self.config.n_embd)
 
 

@@ -74,6 +74,8 @@ class _Saves:
     autocast_ratio: float = 0.6
 
 
+# a variant not in this table (a newly registered one) gets the largest extras of these, until measured
+_UNKNOWN = _Saves(d=1, h=1, heads=3, const=4, slerp=(6, 8), dropout_d=1, autocast_ratio=0.9)
 _SAVES = {"post_ln": _Saves(), "pre_ln": _Saves(), "normformer": _Saves(d=1, h=1, const=4),
           "ngpt": _Saves(d=1, heads=3, slerp=(6, 8), dropout_d=1, fixed_ingredients=True,
                         autocast_ratio=0.9)}
@@ -103,7 +105,7 @@ class MemoryEstimate:
 
 def activation_floats_per_token_layer(cfg: ModelConfig) -> int:
     """a in the module docstring: float32 values autograd saves per token in one block (no attention matrix)."""
-    x = _SAVES[cfg.variant]
+    x = _SAVES.get(cfg.variant, _UNKNOWN)
     if x.fixed_ingredients:  # nGPT: also always RoPE, never qk_norm (its own q, k normalization is counted above)
         cfg = dataclasses.replace(cfg, mlp="swiglu", position="rope", qk_norm=False)
     d, h, H = cfg.n_embd, cfg.mlp_hidden, cfg.n_head
@@ -123,7 +125,7 @@ def num_params(cfg: ModelConfig) -> int:
     three matrices, GELU: two). Norms, biases and scale vectors are left out (under 3% of P at the smallest
     widths here; `tests/test_memory.py` checks the count against the models' own). Counted, not built: a
     model built even on the meta device costs ~0.2 s, and this runs before every training."""
-    if _SAVES[cfg.variant].fixed_ingredients:  # nGPT: RoPE, SwiGLU, never tied
+    if _SAVES.get(cfg.variant, _UNKNOWN).fixed_ingredients:  # nGPT: RoPE, SwiGLU, never tied
         cfg = dataclasses.replace(cfg, mlp="swiglu", position="rope", tie_embeddings=False)
     d, h = cfg.n_embd, cfg.mlp_hidden
     embeddings = (1 if cfg.tie_embeddings else 2) * cfg.padded_vocab_size * d
@@ -157,7 +159,7 @@ def estimate_train_memory(model_cfg: ModelConfig, train_cfg: TrainConfig, device
         fused = fused_attention(device, amp_dtype, model_cfg.dropout, model_cfg.head_dim)
     B, T, L = train_cfg.batch_size, model_cfg.block_size, model_cfg.n_layer
     N = B * T
-    s = 4.0 if amp_dtype == torch.float32 else 4.0 * _SAVES[model_cfg.variant].autocast_ratio
+    s = 4.0 if amp_dtype == torch.float32 else 4.0 * _SAVES.get(model_cfg.variant, _UNKNOWN).autocast_ratio
     a, V = activation_floats_per_token_layer(model_cfg), model_cfg.padded_vocab_size
     saved = N * (L * a + 2 * model_cfg.n_embd + V + 4)
     working = N * max(3 * a, 2 * V)

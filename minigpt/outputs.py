@@ -6,9 +6,11 @@ file-system errors (full disk, permissions, read-only file systems) told in the 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
+from typing import Any
 
 from .config import ConfigError
 
@@ -75,6 +77,17 @@ class TrainingWriteError(OSError):
         else:
             kept = "no checkpoint was written before it"
         self.message = f"training stopped after step {step}: {describe_os_error(cause)}{where}; {kept}"
+
+    @classmethod
+    def stop(cls, cause: OSError, step: int, out: Path | None, result: Any, bar: Any, metrics_file: Any
+             ) -> TrainingWriteError:
+        """Close the progress bar and the metrics file (whose flush fails again on a full disk) and return the
+        error to raise, naming `result`'s last checkpoint."""
+        bar.close()
+        with contextlib.suppress(OSError):
+            if metrics_file is not None:
+                metrics_file.close()
+        return cls(cause, step, out, result.checkpoint, result.checkpoint_step)
 
     def __str__(self) -> str:
         return self.message

@@ -375,11 +375,7 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path |
         result.message = str(TrainingInterrupted(result))
         raise TrainingInterrupted(result) from e
     except OSError as e:  # a full disk mid-run: stop now, naming the checkpoint to resume from
-        bar.close()
-        with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
-            if metrics_file is not None:
-                metrics_file.close()
-        raise TrainingWriteError(e, step, out, result.checkpoint, result.checkpoint_step) from e
+        raise TrainingWriteError.stop(e, step, out, result, bar, metrics_file) from e
     except BaseException:
         bar.close()
         if metrics_file is not None:

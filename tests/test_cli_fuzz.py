@@ -37,8 +37,8 @@ from hypothesis.control import currently_in_test_context  # noqa: E402
 from minigpt import ModelConfig, TrainConfig  # noqa: E402
 from minigpt import train as train_module  # noqa: E402
 from minigpt.__main__ import _CHOICES, main  # noqa: E402
-from minigpt.compare import RUNS  # noqa: E402
 from minigpt.config import PRESETS  # noqa: E402
+from minigpt.registry import RUNS  # noqa: E402
 
 SMALL = ["--n_layer", "1", "--n_embd", "32", "--n_head", "2", "--block_size", "16", "--batch_size", "2",
          "--eval_batches", "1", "--progress", "false"]
@@ -211,13 +211,13 @@ def test_train_fuzz(data: st.DataObject) -> None:
 @_scaled(4)
 @given(data=st.data())
 def test_compare_fuzz(data: st.DataObject) -> None:
-    from minigpt.compare import RESERVED
+    from minigpt.compare import reserved_fields
 
     with scratch_dir() as scratch:
         variants = data.draw(st.lists(st.one_of(*[st.sampled_from(list(RUNS))] * 3, JUNK), min_size=1, max_size=2),
                              label="variants")
         out = data.draw(path_value(scratch), label="out")
-        fuzzed = data.draw(field_options(skip=tuple(RESERVED)), label="options")
+        fuzzed = data.draw(field_options(skip=tuple(reserved_fields())), label="options")
         check(["compare", "--steps", "2", *SMALL, "--variants", *variants, "--out", out, *fuzzed])
 
 
