@@ -407,8 +407,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(os.environ.get("MINIGPT_DEBUG"))
     try:
         parser, subs = build_parser()
-        if any("\0" in tok for tok in argv):  # in-process callers only: a shell cannot pass one
-            raise CLIError("an argument contains a NUL character, which no path or value can hold")
+        for tok in argv:  # NUL, lone surrogates: in-process callers only, a shell cannot pass them
+            try:
+                if "\0" in tok:
+                    raise ValueError
+                os.fsencode(tok)
+            except (ValueError, UnicodeEncodeError):  # UnicodeEncodeError is a ValueError
+                raise CLIError(f"argument {tok!r} contains a NUL character or a lone surrogate, which no path "
+                               f"or value can hold") from None
         ns, extras = parser.parse_known_args(_normalize_argv(argv))
         _reject_unknown(extras, subs.get(ns.command, parser))
         if ns.command == "train":
