@@ -19,7 +19,7 @@ checks the formula against that count for every variant):
 
     post-LN, pre-LN   8d + m·h + H + 4      m = 4 for SwiGLU (W1 x, W3 x, silu, product), 2 for GELU
     NormFormer        the same + d + h + 4  (its post-attention and mid-FFN norms)
-    nGPT              the same + d + 3H     (Norm of h_A, h_M and of q, k per head); SLERP + 6d + 8
+    nGPT              the same + d + 3H     (Norm of h_A, h_M and of q, k per head); SLERP + 10d + 10
     RoPE (nGPT too)   + 2d                  (the rotated q, k)
     qk_norm           + 3d + 4H             (the normalized q, k and their statistics)
     dropout > 0       + d for nGPT          (its dropout outputs leave the sphere's Norm a new input)
@@ -75,9 +75,9 @@ class _Saves:
 
 
 # a variant not in this table (a newly registered one) gets the largest extras of these, until measured
-_UNKNOWN = _Saves(d=1, h=1, heads=3, const=4, slerp=(6, 8), dropout_d=1, autocast_ratio=0.9)
+_UNKNOWN = _Saves(d=1, h=1, heads=3, const=4, slerp=(10, 10), dropout_d=1, autocast_ratio=0.9)
 _SAVES = {"post_ln": _Saves(), "pre_ln": _Saves(), "normformer": _Saves(d=1, h=1, const=4),
-          "ngpt": _Saves(d=1, heads=3, slerp=(6, 8), dropout_d=1, fixed_ingredients=True,
+          "ngpt": _Saves(d=1, heads=3, slerp=(10, 10), dropout_d=1, fixed_ingredients=True,
                         autocast_ratio=0.9)}
 
 
