@@ -400,21 +400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 diverged, 2 bad input or a file-system failure, 130 Ctrl-C)."""
     from .data import DataError
     from .layers import ModelInputError
-    from .outputs import describe_os_error
+    from .outputs import check_arguments, describe_os_error
     from .train import CheckpointError, TrainingInterrupted
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("MINIGPT_DEBUG"))
     try:
         parser, subs = build_parser()
-        for tok in argv:  # NUL, lone surrogates: in-process callers only, a shell cannot pass them
-            try:
-                if "\0" in tok:
-                    raise ValueError
-                os.fsencode(tok)
-            except (ValueError, UnicodeEncodeError):  # UnicodeEncodeError is a ValueError
-                raise CLIError(f"argument {tok!r} contains a NUL character or a lone surrogate, which no path "
-                               f"or value can hold") from None
+        check_arguments(argv)
         ns, extras = parser.parse_known_args(_normalize_argv(argv))
         _reject_unknown(extras, subs.get(ns.command, parser))
         if ns.command == "train":

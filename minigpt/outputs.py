@@ -38,6 +38,19 @@ def check_output_dir(path: str | Path) -> None:
         raise OutputDirError(f"{what} {existing} is not writable; choose another folder")
 
 
+def check_arguments(argv: list[str]) -> None:
+    """Refuse a command-line argument no path or value can hold: a NUL character or a lone surrogate. Only an
+    in-process caller of `main(argv)` can pass one (a shell cannot); pathlib would raise ValueError on it."""
+    for tok in argv:
+        try:
+            if "\0" in tok:
+                raise ValueError(tok)
+            os.fsencode(tok)
+        except ValueError:  # UnicodeEncodeError is one
+            raise ConfigError(f"argument {tok!r} contains a NUL character or a lone surrogate, which no path "
+                              f"or value can hold") from None
+
+
 _WORDS = {
     errno.ENOSPC: "the disk is full",
     errno.EDQUOT: "the disk quota is exhausted",
