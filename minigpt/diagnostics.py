@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -227,25 +228,46 @@ def attention_condition_numbers(model: nn.Module) -> Tensor:
 
 @dataclass
 class SphereProjection:
-    """3-D coordinates of hidden states for drawing on a sphere: `points[l, i]` is token i after layer l
-    (l = 0 is the embedding), unit-normalized after projection so they lie on the drawn sphere.
-    `explained` is the share of variance the 3 principal components keep."""
+    """3-D coordinates of hidden states for drawing on a sphere: `points[l, i]` is the direction of token i
+    after layer l (l = 0 is the embedding), h / ||h||, projected on the 3 principal axes and **not**
+    re-normalized: a unit direction that the 3 axes describe fully lands on the unit sphere, one they miss
+    lands inside it, at the norm they keep (`kept`). `norms[l, i]` is ||h|| itself (nGPT: 1; pre-LN: grows),
+    which a sphere cannot show. `explained` is the share of variance the 3 principal components keep."""
 
     points: Tensor  # (L + 1, n_tokens, 3)
     explained: float
+    norms: Tensor | None = None  # (L + 1, n_tokens)
+
+    @property
+    def kept(self) -> Tensor:
+        """(L + 1, n_tokens): the norm of each projected unit direction, the share the 3 axes keep (<= 1)."""
+        return self.points.norm(dim=-1)
 
 
 def sphere_projection(states: Sequence[Tensor]) -> SphereProjection:
-    """PCA of a set of unit vectors (all layers' states of a few tokens, stacked) onto 3 components.
+    """PCA of the directions of a set of hidden states (all layers' states of a few tokens, stacked) onto 3
+    components.
 
-    `states`: L + 1 tensors (n_tokens, C). The principal axes are fitted on all of them together (uncentered,
-    since directions from the origin are what a sphere shows) so one layer's move is comparable to another's."""
-    x = torch.stack([F.normalize(s.float(), dim=-1) for s in states])  # (L+1, n, C)
+    `states`: L + 1 tensors (n_tokens, C). Each state is divided by its norm (its direction; for nGPT a no-op),
+    the principal axes are fitted on all of them together (uncentered, since directions from the origin are
+    what a sphere shows) so one layer's move is comparable to another's, and the projections are kept as they
+    are: re-normalizing them would put any model's states on the sphere."""
+    raw = torch.stack([s.float() for s in states])  # (L+1, n, C)
+    x = F.normalize(raw, dim=-1)
     flat = x.reshape(-1, x.size(-1)).double()
     _, s, vh = torch.linalg.svd(flat, full_matrices=False)
     proj = (flat @ vh[:3].T).float()
     explained = float((s[:3] ** 2).sum() / (s**2).sum())
-    return SphereProjection(F.normalize(proj, dim=-1).view(x.size(0), x.size(1), 3), explained)
+    return SphereProjection(proj.view(x.size(0), x.size(1), 3), explained, raw.norm(dim=-1))
+
+
+def step_angles(states: Sequence[Tensor]) -> Tensor:
+    """(L, n_tokens): the angle (radians) by which block l turns each token's hidden state, between the state
+    entering it and the state leaving it. `states`: L + 1 tensors (n_tokens, C), as `sphere_projection`."""
+    x = F.normalize(torch.stack([s.double() for s in states]), dim=-1)  # (L+1, n, C)
+    cos = (x[:-1] * x[1:]).sum(-1)
+    sin = torch.linalg.vector_norm(x[1:] - cos[..., None] * x[:-1], dim=-1)  # atan2: exact for tiny angles too
+    return torch.atan2(sin, cos).float()
 
 
 def ngpt_scalars(model: nn.Module) -> dict[str, list[Tensor]]:
@@ -261,3 +283,11 @@ def ngpt_scalars(model: nn.Module) -> dict[str, list[Tensor]]:
             out[key].append(block.get_submodule(path)().detach().float().cpu())
     out["s_z"] = [model.s_z().detach().float().cpu()]
     return out
+
+
+def unigram_entropy(tokens: Sequence[int] | Tensor | np.ndarray, vocab_size: int) -> float:
+    """Entropy (nats) of the token frequencies: the loss of a model that has learned which tokens are common
+    and nothing about context. A run whose loss sits there has learned letter frequencies only."""
+    counts = torch.bincount(torch.as_tensor(np.asarray(tokens), dtype=torch.long).flatten(), minlength=vocab_size)
+    p = counts[counts > 0].double() / counts.sum()
+    return float(-(p * p.log()).sum())

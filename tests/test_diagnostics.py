@@ -231,12 +231,14 @@ def test_attention_condition_numbers_shape_and_identity_case():
     assert torch.all(D.attention_condition_numbers(make("pre_ln")) > 1.0)
 
 
-def test_sphere_projection_points_on_the_unit_sphere():
+def test_sphere_projection_is_not_renormalized():
+    """Directions the 3 axes miss land inside the sphere (not pushed onto it); the states' norms are kept."""
     g = torch.Generator().manual_seed(0)
-    states = [torch.randn(5, 16, generator=g) for _ in range(4)]
+    states = [3.0 * (i + 1) * torch.randn(5, 16, generator=g) for i in range(4)]
     proj = D.sphere_projection(states)
     assert proj.points.shape == (4, 5, 3)
-    assert torch.allclose(proj.points.norm(dim=-1), torch.ones(4, 5), atol=1e-5)
+    assert (proj.kept <= 1 + 1e-5).all() and proj.kept.min() < 0.9  # 16-d random directions: 3 axes miss much
+    assert torch.allclose(proj.norms, torch.stack([s.norm(dim=-1) for s in states]))
     assert 0.0 < proj.explained <= 1.0
     # states that span only 3 directions keep all their variance, and the projection preserves angles
     basis, _ = torch.linalg.qr(torch.randn(16, 3, generator=g))
@@ -246,6 +248,17 @@ def test_sphere_projection_points_on_the_unit_sphere():
     gram_in = torch.cat(coords) @ torch.cat(coords).T
     gram_out = flat.points.reshape(-1, 3) @ flat.points.reshape(-1, 3).T
     assert torch.allclose(gram_in, gram_out, atol=1e-5)
+    assert torch.allclose(flat.kept, torch.ones(4, 5), atol=1e-5)  # nothing missed: on the unit sphere
+
+
+def test_step_angles():
+    """The angle between consecutive states of each token, exact for right angles and tiny ones."""
+    e = torch.eye(4)
+    states = [e[:2], torch.stack([e[1], e[1]]), torch.stack([e[1], 5.0 * (e[1] + 1e-4 * e[2])])]
+    ang = D.step_angles(states)
+    assert ang.shape == (2, 2)
+    assert ang[0, 0].item() == pytest.approx(math.pi / 2) and ang[0, 1].item() == pytest.approx(0.0, abs=1e-7)
+    assert ang[1, 1].item() == pytest.approx(1e-4, rel=1e-3)  # scale-free: the norm 5 does not matter
 
 
 def test_row_norms_of_ngpt_embeddings_are_one():

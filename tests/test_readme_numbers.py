@@ -1,0 +1,83 @@
+"""The README's numbers cannot go stale: every number in its "What it shows" captions is one that
+docs/figures/numbers.md (written by `python -m minigpt figures` with the figures) holds, at the precision the
+README quotes it, or the scale the figures ran at; and the notebooks' prose quotes no run's numbers (a cell
+renders them from the values instead)."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from minigpt.experiments import CPU_SCALE
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")
+# Numbers in the captions that are citations of the papers, not measurements: (text, why)
+CITED = {"4-20x": "the nGPT paper's reported speedup range"}
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end]
+
+
+def _matches(quoted: str, value: float) -> bool:
+    """`value` printed at the precision of `quoted` is `quoted` (2.380 vs 2.3801; 1.2e-7 vs 1.19e-07)."""
+    q = Decimal(quoted)
+    if "e" in quoted.lower():
+        digits = len(quoted.lower().split("e")[0].replace(".", "").lstrip("0"))
+        return f"{value:.{digits - 1}e}" == f"{float(q):.{digits - 1}e}"
+    return Decimal(str(value)).quantize(q) == q if value < 1e15 else False
+
+
+def _caption_numbers(readme: str) -> list[str]:
+    section = _section(readme, "What it shows")
+    section = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", section)  # figure links
+    section = re.sub(r"`[^`]*`", "", section)  # code: file names, commands
+    for cited in CITED:
+        section = section.replace(cited, "")
+    section = re.sub(r"\bd(\d+)/T(\d+)/B(\d+)\b", "", section)  # the scale, checked on its own below
+    section = re.sub(r"notebook 0\d", "", section)
+    return NUMBER.findall(section)
+
+
+def test_every_caption_number_is_in_numbers_md() -> None:
+    readme = (ROOT / "README.md").read_text()
+    numbers_md = (ROOT / "docs" / "figures" / "numbers.md").read_text()
+    source = [float(x) for x in NUMBER.findall(numbers_md)]
+    quoted = _caption_numbers(readme)
+    assert len(quoted) >= 8, quoted  # the captions do quote numbers: the parser still finds them
+    missing = [q for q in quoted if not any(_matches(q, v) for v in source)]
+    assert not missing, f"README numbers not in docs/figures/numbers.md at the quoted precision: {missing}"
+
+
+def test_caption_scale_is_the_figures_scale() -> None:
+    readme = (ROOT / "README.md").read_text()
+    found = re.findall(r"\bd(\d+)/T(\d+)/B(\d+)\b", _section(readme, "What it shows"))
+    assert found, "the captions name the scale the figures ran at (dNN/TNN/BNN)"
+    for d, t, b in found:
+        assert (int(d), int(t), int(b)) == (CPU_SCALE["n_embd"], CPU_SCALE["block_size"], CPU_SCALE["batch_size"])
+
+
+def test_parser_catches_a_stale_number() -> None:
+    """The check above can fail: a number numbers.md does not hold is reported."""
+    assert _matches("2.380", 2.3801) and _matches("1.2e-7", 1.19e-07) and _matches("0.03", 0.0305)
+    assert not _matches("1.2", 1.32) and not _matches("4.5", 4.61)
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
+# A run's number quoted in prose: "in our run ... 2.87", "our CPU run gave 0.81x".
+QUOTED_RUN = re.compile(r"\bour (?:CPU )?runs?\b[^.]*?\d", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_prose_quotes_no_run_numbers(path: Path) -> None:
+    cells = json.loads(path.read_text())["cells"]
+    prose = [("".join(c["source"]), i) for i, c in enumerate(cells) if c["cell_type"] == "markdown"]
+    bad = [(i, m.group(0)) for text, i in prose for m in QUOTED_RUN.finditer(text)]
+    assert not bad, f"{path.name}: prose quotes a run's numbers (render them from the values instead): {bad}"
