@@ -89,16 +89,10 @@ def plot_ngpt_scalars(result: HypersphereResult) -> Figure:
     return fig
 
 
-def plot_sphere_projection(result: HypersphereResult) -> Figure:
-    """A few tokens' hidden states layer by layer, projected on their 3 principal directions and drawn on
-    the unit sphere: each path starts at the token embedding (circle) and ends after the last block (star)."""
-    proj = result.projection
-    if proj is None:
-        raise ValueError("this HypersphereResult has no projection (no nGPT LERP run)")
-    fig = Figure(figsize=(6.4, 6.0), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1, projection="3d")
+def _draw_projection(ax, proj, result: HypersphereResult, title: str) -> None:  # noqa: ANN001
+    """One model's tracked tokens in 3-D: the projected directions, not re-normalized, inside a unit sphere."""
     u, v = np.mgrid[0 : 2 * np.pi : 30j, 0 : np.pi : 16j]
-    ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", lw=0.4)
+    ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.88", lw=0.4)
     pts = proj.points.numpy()  # (L + 1, n, 3)
     for i in range(pts.shape[1]):
         path = pts[:, i]
@@ -113,11 +107,69 @@ def plot_sphere_projection(result: HypersphereResult) -> Figure:
     ax.set_zlabel("PC 3")
     for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
         axis.set_ticks([-1.0, 0.0, 1.0])
+    ax.set_xlim(-1, 1), ax.set_ylim(-1, 1), ax.set_zlim(-1, 1)
     ax.set_box_aspect((1, 1, 1))
-    ax.legend(title="token at position", fontsize=8, loc="upper left")
-    ax.set_title(f"nGPT hidden states moving across {pts.shape[0] - 1} layers on the sphere\n(3 principal "
-                 f"directions keep {100 * proj.explained:.0f}% of the variance; o embedding, * last block)",
-                 fontsize=10)
+    kept = proj.kept.numpy()
+    ax.set_title(f"{title}\n3 principal directions keep {100 * proj.explained:.0f}% of the variance; "
+                 f"a point's distance\nfrom the centre is the share of its direction they keep "
+                 f"({kept.min():.2f}-{kept.max():.2f})", fontsize=9)
+
+
+def plot_sphere_projection(result: HypersphereResult) -> Figure:
+    """A few tokens' hidden states layer by layer (circle: the embedding, star: after the last block).
+
+    Top: each state's direction h / ||h|| projected on the 3 principal directions of all of them, **not**
+    re-normalized: the unit sphere is drawn, and a point lies on it only if the 3 directions describe that
+    state fully (re-normalizing would put any model's states on the sphere). nGPT (LERP), and pre-LN beside
+    it when the result has it (divided by its norm: a sphere cannot show a norm). Bottom: the norm ||h|| per
+    layer on its own axis, and the angle each block turns each token (mean over the probe's positions, the
+    band from the smallest to the largest)."""
+    if result.projection is None:
+        raise ValueError("this HypersphereResult has no projection (no nGPT LERP run)")
+    shown = [k for k in ("ngpt-lerp", "pre_ln") if k in result.projections] or ["ngpt-lerp"]
+    projections = {k: result.projections.get(k, result.projection) for k in shown}
+    fig = Figure(figsize=(5.4 * len(shown) if len(shown) > 1 else 10.8, 9.4), layout="constrained")
+    top = fig.add_gridspec(2, len(shown) if len(shown) > 1 else 2, height_ratios=(1.25, 1))
+    titles = {"ngpt-lerp": "nGPT (LERP): h, norm 1 throughout", "pre_ln": "pre-LN: h / ||h|| (its norm: below)"}
+    ax3 = None
+    for j, (label, proj) in enumerate(projections.items()):
+        ax3 = fig.add_subplot(top[0, j] if len(shown) > 1 else top[0, :], projection="3d")
+        _draw_projection(ax3, proj, result, titles.get(label, _name(label)))
+    if ax3 is not None:
+        ax3.legend(title="token at position", fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax_n = fig.add_subplot(top[1, 0])
+    ax_a = fig.add_subplot(top[1, 1])
+    norm_vals: list[float] = []
+    for label in result.labels:
+        proj = result.projections.get(label)
+        if proj is None or proj.norms is None:
+            continue
+        norms = proj.norms.numpy()  # (L + 1, n)
+        layers = np.arange(norms.shape[0])
+        ax_n.plot(layers, norms, color=_color(label), lw=1, alpha=0.6, ls=line_style(label))
+        ax_n.plot([], [], color=_color(label), ls=line_style(label), label=_name(label))
+        norm_vals += norms.ravel().tolist()
+    _yscale(ax_n, norm_vals)
+    ax_n.set_xticks(np.arange(projections[shown[0]].points.shape[0]))
+    ax_n.set_xlabel("layer (0 = embedding)")
+    ax_n.set_ylabel("||h|| of each tracked token")
+    ax_n.set_title("the norm, which a sphere cannot show", fontsize=10)
+    ax_n.grid(alpha=0.3, which="both")
+    ax_n.legend(fontsize=8)
+    for label, ang in result.step_angles.items():
+        deg = np.degrees(np.asarray(ang))  # (L, T)
+        blocks = np.arange(1, deg.shape[0] + 1)
+        ax_a.plot(blocks, deg.mean(1), marker="o", color=_color(label), ls=line_style(label), label=_name(label))
+        ax_a.fill_between(blocks, deg.min(1), deg.max(1), color=_color(label), alpha=0.12)
+    ax_a.set_xticks(np.arange(1, len(next(iter(result.step_angles.values()), [])) + 1))
+    ax_a.set_xlabel("block")
+    ax_a.set_ylabel("angle the block turns h (degrees)")
+    ax_a.set_title("how far each block moves a token: mean over positions, band min-max", fontsize=10)
+    ax_a.grid(alpha=0.3)
+    ax_a.legend(fontsize=8)
+    n_layers = projections[shown[0]].points.shape[0] - 1
+    fig.suptitle(f"Hidden states across {n_layers} layers (preset {result.preset}, {result.steps} steps)",
+                 fontsize=11)
     return fig
 
 

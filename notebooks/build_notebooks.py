@@ -896,11 +896,29 @@ NB03 = [
     ## A token's hidden state moving across layers
 
     Each path follows one token of a validation sequence from its embedding (circle) through the blocks to
-    the last one (star), projected onto the three principal directions of all these states and drawn on the
-    unit sphere. Every step is one block's LERP move toward its sublayers' outputs.
+    the last one (star). A model's states live in $d$ dimensions; the picture keeps three, the principal
+    directions of all the drawn states, and projects each state's direction $h/\lVert h\rVert$ onto them
+    **without re-normalizing**: a point lies on the drawn sphere only if those three directions describe it
+    fully, and the part they miss shows as its distance inside. (Re-normalizing the projection would put
+    every model's states on the sphere, pre-LN's included.) Pre-LN's states are drawn beside nGPT's the same
+    way, divided by their norm, and their norm, which no sphere can show, gets its own panel. The last panel
+    is the angle each block turns each token: in nGPT, one LERP step per sublayer.
     '''),
     code('''
     plots.plot_sphere_projection(sphere)
+    '''),
+    code('''
+    first = {k: math.degrees(sum(a[0]) / len(a[0])) for k, a in sphere.step_angles.items()}
+    kept = sphere.projections["ngpt-lerp"].kept
+    display(Markdown(
+        f"In this run the three directions keep {kept.min():.2f} to {kept.max():.2f} of nGPT's tracked states "
+        f"(1 = on the sphere). The first block turns a token by {first['pre_ln']:.0f}° on average in pre-LN "
+        f"and {first['ngpt-lerp']:.0f}° in nGPT (LERP): pre-LN's embedding is tiny (GPT-2's 0.02 init), so the "
+        f"first block's output swamps it, while nGPT's embedding has norm 1 and each block takes one step of "
+        rf"size set by $\\alpha$."))
+    assert (kept <= 1 + 1e-5).all()  # a projection of a unit vector never leaves the ball
+    assert (sphere.projections["ngpt-lerp"].norms - 1).abs().max() < 1e-4  # nGPT's norms: 1
+    assert first["pre_ln"] > first["ngpt-lerp"]  # pre-LN's first block overwrites its tiny embedding
     '''),
     md(r'''
     ## The learned scales

@@ -213,6 +213,13 @@ def test_hypersphere(sphere):
     assert set(r.scalars) == {"alpha_attn", "alpha_mlp", "s_qk", "s_u", "s_nu", "s_z"}
     assert r.scalars["alpha_attn"] == pytest.approx([0.05, 0.05], rel=0.2)  # init 0.05, 6 small steps
     assert r.projection.points.shape == (3, 4, 3) and len(r.projection_tokens) == 4
+    assert set(r.projections) == set(r.labels) and r.projection is r.projections["ngpt-lerp"]
+    assert torch.allclose(r.projections["ngpt-lerp"].norms, torch.ones(3, 4), atol=1e-4)  # nGPT: norm 1
+    assert (r.projections["pre_ln"].norms - 1).abs().max() > 0.1  # pre-LN's norms are kept, not hidden
+    assert all((p.kept <= 1 + 1e-5).all() for p in r.projections.values())  # inside or on the sphere
+    for k in r.labels:  # one angle per block and position, each in [0, pi]
+        ang = torch.tensor(r.step_angles[k])
+        assert ang.shape == (2, TINY["block_size"]) and (ang >= 0).all() and (ang <= math.pi).all()
     for key in ("attn_gap", "attn_step", "mlp_gap", "mlp_step"):
         assert len(r.gap[key]) == 2 and all(x >= 0 for x in r.gap[key])
     for fig in (plots.plot_hypersphere_stats(r), plots.plot_ngpt_scalars(r), plots.plot_sphere_projection(r),

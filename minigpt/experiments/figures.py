@@ -6,6 +6,7 @@ Part of the experiments package; the overview is in minigpt/experiments/__init__
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def make_figures(out_dir: str | Path = "docs/figures", preset: str | None = None
     save(plots.plot_race(race_result), "race.png")
     stability = lr_stability(name, progress=progress, **budget["lr"])
     save(plots.plot_lr_stability(stability), "lr_stability.png")
-    sphere = hypersphere(name, include_pre_ln=False, progress=progress, **budget["sphere"])
+    sphere = hypersphere(name, progress=progress, **budget["sphere"])  # pre-LN beside nGPT
     save(plots.plot_sphere_projection(sphere), "hypersphere.png")
 
     # The numbers the README's captions quote, written next to the figures so that every one has a source.
@@ -67,7 +68,10 @@ def make_figures(out_dir: str | Path = "docs/figures", preset: str | None = None
         "## lr_stability.png: LR multiplied every step until the loss explodes", "```", stability.table(), "```",
         "", "## race.png: same budget, same ingredients", "```", race_result.table(), "```", "",
         "## hypersphere.png: nGPT hidden states", "```",
-        *(f"{k}: max | ||h|| - 1 | = {v:.2e}" for k, v in sphere.max_norm_error.items()), "```", ""]))
+        *(f"{k}: max | ||h|| - 1 | = {v:.2e}" for k, v in sphere.max_norm_error.items()),
+        *(f"{k}: mean angle each block turns a token (degrees): "
+          + ", ".join(f"{math.degrees(sum(a) / len(a)):.1f}" for a in ang) for k, ang in sphere.step_angles.items()),
+        "```", ""]))
     paths["numbers"] = numbers
     return paths
 

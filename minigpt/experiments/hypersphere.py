@@ -62,6 +62,8 @@ class HypersphereResult:
     attention_cond    condition number of each head's W_q W_k^T, (L, n_head) as nested lists
     scalars           nGPT LERP run: mean |value| per layer of alpha_attn, alpha_mlp, s_qk, s_u, s_nu; and s_z
     projection        3-D PCA projection of a few tokens' hidden states, layer by layer (LERP run)
+    projections       the same for every run (pre-LN's states divided by their norm; their norms kept)
+    step_angles       per run, the angle (radians) each block turns each token's state, (L, T) nested lists
     gap               lerp_slerp_gap on the LERP-trained model
     """
 
@@ -76,6 +78,8 @@ class HypersphereResult:
     attention_cond: dict[str, list[list[float]]] = field(default_factory=dict)
     scalars: dict[str, list[float]] = field(default_factory=dict)
     projection: D.SphereProjection | None = None
+    projections: dict[str, D.SphereProjection] = field(default_factory=dict)
+    step_angles: dict[str, list[list[float]]] = field(default_factory=dict)
     projection_tokens: list[str] = field(default_factory=list)
     projection_positions: list[int] = field(default_factory=list)
     losses: dict[str, list[float]] = field(default_factory=dict)
@@ -138,14 +142,16 @@ def hypersphere(
         states = D.hidden_states(model, x)
         out.hidden_norms[label] = [s.norm(dim=-1).mean().item() for s in states]
         out.max_norm_error[label] = max((s.norm(dim=-1) - 1).abs().max().item() for s in states)
+        n = min(n_tokens, x.size(1))
+        pos = torch.linspace(0, x.size(1) - 1, n).round().long()
+        out.projections[label] = D.sphere_projection([s[0, pos].cpu() for s in states])
+        out.step_angles[label] = D.step_angles([s[0].cpu() for s in states]).tolist()
+        out.projection_tokens = [tokenizer.decode([int(t)]) for t in x[0, pos].tolist()]
+        out.projection_positions = pos.tolist()
         if label == "ngpt-lerp":
             scal = D.ngpt_scalars(model)
             out.scalars = {k: [v.abs().mean().item() for v in vals] for k, vals in scal.items()}
-            n = min(n_tokens, x.size(1))
-            pos = torch.linspace(0, x.size(1) - 1, n).round().long()
-            out.projection = D.sphere_projection([s[0, pos].cpu() for s in states])
-            out.projection_tokens = [tokenizer.decode([int(t)]) for t in x[0, pos].tolist()]
-            out.projection_positions = pos.tolist()
+            out.projection = out.projections[label]
             out.gap = lerp_slerp_gap(model, x)
         model.train()
     return out
