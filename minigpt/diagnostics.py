@@ -288,6 +288,6 @@ def ngpt_scalars(model: nn.Module) -> dict[str, list[Tensor]]:
 def unigram_entropy(tokens: Sequence[int] | Tensor | np.ndarray, vocab_size: int) -> float:
     """Entropy (nats) of the token frequencies: the loss of a model that has learned which tokens are common
     and nothing about context. A run whose loss sits there has learned letter frequencies only."""
-    counts = torch.bincount(torch.as_tensor(np.asarray(tokens), dtype=torch.long).flatten(), minlength=vocab_size)
-    p = counts[counts > 0].double() / counts.sum()
-    return float(-(p * p.log()).sum())
+    counts = np.bincount(np.asarray(tokens, dtype=np.int64).ravel(), minlength=vocab_size)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())

@@ -14,6 +14,7 @@ The block schematics are in plot_blocks.py, the nGPT figures in plot_sphere.py a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -75,21 +76,24 @@ def plot_val_curves(results: dict[str, Any], title: str = "Validation loss") -> 
 def plot_grad_norms(result: DepthResult, weights: Sequence[str] = ("ffn_in", "ffn_out"),
                     relative: bool = False) -> Figure:
     """Gradient norm per layer, one line per variant: a column per weight matrix, a row for "at init" and
-    one for "after training" (Xiong et al. 2020, Fig. 3). `relative=True` divides each line by its layer-1
+    one for "after training" (Xiong et al. 2020, Fig. 3). The rows of a column share one y scale, so a
+    profile's change with training reads straight down. `relative=True` divides each line by its layer-1
     value to compare shapes rather than magnitudes."""
     whens = list(result.grads)
-    fig, axes = _figure(len(whens), len(weights), 4.6, 3.4)
-    for i, when in enumerate(whens):
-        for j, w in enumerate(weights):
+    fig, axes = _figure(len(whens), len(weights), 4.6, 3.4, sharey="col")
+    for j, w in enumerate(weights):
+        shown: list[float] = []
+        for i, when in enumerate(whens):
             ax = axes[i, j]
-            shown: list[float] = []
             for v, g in result.grads[when].items():
                 vals = np.asarray(g[w])
                 if relative:
                     vals = vals / vals[0]
                 shown += vals.tolist()
                 ax.plot(np.arange(1, len(vals) + 1), vals, marker="o", color=_color(v), label=_name(v))
-            _yscale(ax, shown)
+        _yscale(axes[0, j], shown)  # shared down the column
+        for i, when in enumerate(whens):
+            ax = axes[i, j]
             ax.set_xticks(np.arange(1, result.n_layer + 1))
             stage = "at init" if when == "init" else f"after {result.steps} steps"
             ax.set_title(f"{WEIGHT_NAMES.get(w, w)}, {stage}", fontsize=10)
@@ -175,7 +179,8 @@ def plot_warmup(result: WarmupResult) -> Figure:
 
 def plot_lr_stability(result: LRStabilityResult) -> Figure:
     """Train loss against the LR of its step (log scale), one line per variant; a dotted line marks each
-    variant's LR at divergence."""
+    variant's LR at divergence, a grey dashed line the unigram loss (the loss of predicting token frequencies
+    only): a run that did not "diverge" but ends on that line has not blown up, and has not learned either."""
     fig, axes = _figure(1, 1, 7.0, 4.2)
     ax = axes[0, 0]
     top = 0.0
@@ -189,13 +194,17 @@ def plot_lr_stability(result: LRStabilityResult) -> Figure:
             ax.axvline(r.diverged_lr, color=_color(v), ls=":", lw=1.2)
         finite = loss[np.isfinite(loss)]
         top = max(top, float(finite[0]) if finite.size else 0.0)
+    if math.isfinite(result.unigram):
+        ax.axhline(result.unigram, color="0.45", ls="--", lw=1.1,
+                   label=f"unigram loss {result.unigram:.2f} (token frequencies only)")
     ax.set_xscale("log")
     ax.set_ylim(top=top * 1.15 if top else None)
     ax.set_xlabel("learning rate (multiplied by a constant every step)")
     ax.set_ylabel("train loss (nats / token)")
     ax.set_title(f"LR stability test: LR from {result.lr_start:.0e}, x{result.growth:.3f} per step "
                  f"(preset {result.preset})\ndotted: LR at divergence (smoothed loss {100 * result.rise:.0f}% "
-                 f"above its minimum, or a blow-up)", fontsize=10)
+                 f"above its minimum, or a blow-up);\n\"no divergence\": neither happened up to {result.lr_end:.2g}, "
+                 f"which does not mean the model still learns (compare the unigram line)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
@@ -206,7 +215,8 @@ def plot_lr_stability(result: LRStabilityResult) -> Figure:
 
 def plot_race(result: RaceResult) -> Figure:
     """Val loss against optimizer step and against training wall-clock, one line per variant; the title
-    gives nGPT's steps-to-target speedup over pre-LN."""
+    gives nGPT's steps-to-target speedup over pre-LN, and a cross on each of the two curves marks the step
+    at which it reaches the target (the two numbers of the ratio)."""
     fig, axes = _figure(1, 2, 5.0, 3.8)
     for label, r in result.runs.items():
         if not r.val:
@@ -220,8 +230,15 @@ def plot_race(result: RaceResult) -> Figure:
     if sp is not None:
         for ax in axes[0]:
             ax.axhline(sp.target, color="0.5", ls=":", lw=1)
-        axes[0, 0].annotate(f"target {sp.target:.3f}", (0.98, sp.target), xycoords=("axes fraction", "data"),
-                            ha="right", va="bottom", fontsize=8, color="0.4")
+        axes[0, 0].annotate(f"target {sp.target:.3f}", (0.02, sp.target), xycoords=("axes fraction", "data"),
+                            ha="left", va="bottom", fontsize=8, color="0.4")
+        for label, at in ((sp.baseline, sp.baseline_steps), (sp.challenger, sp.challenger_steps)):
+            if math.isfinite(at):
+                axes[0, 0].plot([at], [sp.target], marker="X", ms=11, color=_color(label), mec="k", mew=0.8,
+                                ls="none", zorder=5)
+                axes[0, 0].axvline(at, color=_color(label), ls=":", lw=1)
+                axes[0, 0].annotate(f"{at:.0f}", (at, 0.02), xycoords=("data", "axes fraction"), ha="center",
+                                    fontsize=8, color=_color(label))
     axes[0, 0].set_xlabel("optimizer step")
     axes[0, 1].set_xlabel("training wall-clock (s, evaluation excluded)")
     for ax in axes[0]:

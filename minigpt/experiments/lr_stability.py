@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
+from .. import diagnostics as D
 from ..config import VARIANT_NAMES, ConfigError
 from ..progress import progress_bar
 from ..train import (
@@ -48,6 +50,7 @@ class LRStabilityResult:
     growth: float  # the LR is multiplied by this every step
     rise: float  # divergence: the smoothed loss climbs this fraction above its lowest value
     runs: dict[str, LRSweep] = field(default_factory=dict)
+    unigram: float = math.nan  # the unigram loss of the training split: where a model that "only" forgot sits
 
     def divergence_lr(self, variant: str) -> float:
         """LR at divergence; inf if the variant did not diverge within the range."""
@@ -91,6 +94,7 @@ def lr_stability(
     rise: float = 0.1,
     tail: float = 3.0,
     progress: bool = True,
+    on_step: Callable[[nn.Module, int, float, float], Any] | None = None,
     **overrides: Any,
 ) -> LRStabilityResult:
     """§6.4, NormFormer's LR stability test (its Fig. 5 raises the LR every update until the loss explodes):
@@ -106,7 +110,11 @@ def lr_stability(
     After a divergence the run goes on until the LR is `tail` x the divergence LR (to show the curve
     turning up) or the range ends. A short loop of its own rather than `train`, whose schedule is warmup +
     cosine: the same optimizer (`make_optimizer`: the variant's parameter groups and weight decay), gradient
-    clipping, autocast, data order and nGPT's `after_optimizer_step`; no evaluation, warmup or decay."""
+    clipping, autocast, data order and nGPT's `after_optimizer_step`; no evaluation, warmup or decay.
+
+    `on_step(model, step, lr, loss)`, if given, is called after every applied update (for measurements along
+    the ramp). `unigram` in the result is the entropy of the training split's token frequencies: at the top
+    of the ramp a model whose loss did not "diverge" may still sit there, having learned nothing but them."""
     if not (0 < lr_start < lr_end) or steps < 2 or rise <= 0:
         raise ConfigError(f"need 0 < lr_start < lr_end, steps >= 2 and rise > 0; got {lr_start}, {lr_end}, "
                           f"{steps}, {rise}")
@@ -117,6 +125,8 @@ def lr_stability(
         model_cfg, train_cfg = _configs(name, variant, overrides, steps=steps, progress=progress)
         tokenizer, batches = _data(train_cfg, model_cfg.block_size)
         model_cfg = _with_vocab(model_cfg, tokenizer)
+        if math.isnan(out.unigram):
+            out.unigram = D.unigram_entropy(batches.train, model_cfg.vocab_size)
         device = resolve_device(train_cfg.device)
         dtype = resolve_dtype(train_cfg.dtype, device)
         model = _build(model_cfg, train_cfg).to(device).train()
@@ -153,6 +163,8 @@ def lr_stability(
                 break
             optimizer.step()
             model.after_optimizer_step()
+            if on_step is not None:
+                on_step(model, s, lr, loss_value)
             if div_i is None:
                 i = _rise_index(losses, rise)
                 if i is not None:
