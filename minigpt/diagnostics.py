@@ -143,10 +143,11 @@ def sublayer_output_norms(model: nn.Module, x: Tensor) -> dict[str, list[float]]
     return out
 
 
-def attention_probs(attn: nn.Module, h: Tensor) -> Tensor:
-    """Recompute the attention pattern (B, nh, T, T) of a `CausalSelfAttention` (or subclass) from its input
-    `h`, with the module's own projections, RoPE, q/k transform and softmax scale. SDPA never materializes
-    the pattern, so diagnostics rebuild it."""
+def attention_logits(attn: nn.Module, h: Tensor) -> Tensor:
+    """Recompute the attention logits (B, nh, T, T), the softmax's input, of a `CausalSelfAttention` (or
+    subclass) from its input `h`, with the module's own projections, RoPE, q/k transform and softmax scale;
+    positions a query may not see (the future) are -inf. SDPA never materializes them, so diagnostics rebuild
+    them."""
     B, T, _ = h.shape
     nh, nkv, hd = attn.n_head, attn.n_kv_head, attn.head_dim
     q, k, _ = attn.c_attn(h).split([nh * hd, nkv * hd, nkv * hd], dim=-1)
@@ -159,7 +160,31 @@ def attention_probs(attn: nn.Module, h: Tensor) -> Tensor:
     scale = attn.softmax_scale if attn.softmax_scale is not None else hd**-0.5
     scores = (q.float() @ k.float().transpose(-2, -1)) * scale
     mask = torch.ones(T, T, dtype=torch.bool, device=h.device).tril()
-    return F.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    return scores.masked_fill(~mask, float("-inf"))
+
+
+def attention_probs(attn: nn.Module, h: Tensor) -> Tensor:
+    """The attention pattern (B, nh, T, T): the softmax of `attention_logits`."""
+    return F.softmax(attention_logits(attn, h), dim=-1)
+
+
+@torch.no_grad()
+def logit_bounds(model: nn.Module, x: Tensor) -> dict[str, float]:
+    """What the modern block's stability ingredients bound, on the token ids `x`: `max_attn_logit`, the
+    largest |attention logit| over every block, head and visible position (QK-norm bounds it);
+    `max_logit`, the largest |output logit| after any soft-cap (soft-capping bounds it); `mean_log_z`, the
+    mean of log Z = logsumexp(logits) over positions (z-loss pulls it toward 0)."""
+    inputs: list[Tensor] = []
+    was_training = model.training
+    model.eval()
+    with _hooks([b.attn for b in model.blocks], lambda i: lambda m, a: inputs.append(a[0]), pre=True):
+        logits, _ = model(x)
+    model.train(was_training)
+    attn = max(attention_logits(b.attn, h).nan_to_num(neginf=0.0).abs().max().item()
+               for b, h in zip(model.blocks, inputs, strict=True))
+    logits = logits.float()
+    return {"max_attn_logit": attn, "max_logit": logits.abs().max().item(),
+            "mean_log_z": torch.logsumexp(logits, dim=-1).mean().item()}
 
 
 @torch.no_grad()

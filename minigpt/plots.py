@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the result types of the experiments this module draws (it n
     from .experiments.lr_stability import LRStabilityResult
     from .experiments.modern_block import ModernBlockResult
     from .experiments.race import ContextPoint, RaceResult
+    from .experiments.stability_bounds import StabilityBoundsResult
     from .experiments.warmup import WarmupResult
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "plot_sphere_projection",
     "plot_lerp_vs_slerp",
     "plot_modern_block",
+    "plot_stability_bounds",
 ]
 
 # ------------------------------------------------------------------------------------------ training
@@ -301,4 +303,42 @@ def plot_modern_block(result: ModernBlockResult) -> Figure:
         shares = ", ".join(f"{k}: {100 * v:.0f}%" for k, v in result.norm_share.items())
         title += f"\nshare of forward + backward time inside the norms: {shares}"
     fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_stability_bounds(result: StabilityBoundsResult) -> Figure:
+    """The LR ramp of each ingredient: the train loss (smoothed; the unigram loss dashed), and what each
+    ingredient bounds, measured along the ramp: the largest |attention logit| (QK-norm), the largest |output
+    logit| (soft-cap) and the mean log Z (z-loss), all against the LR of the step (log scale)."""
+    fig, axes = _figure(2, 2, 5.2, 3.5, sharex=True)
+    panels = (("loss", "train loss (nats / token), smoothed"), ("max_attn_logit", "max |attention logit|"),
+              ("max_logit", "max |output logit|"), ("mean_log_z", "mean log Z (z-loss pulls it to 0)"))
+    colors = dict(zip(result.runs, ("0.2", "0.6", "tab:blue", "tab:green", "tab:purple", "tab:red",
+                                    "tab:orange", "tab:brown"), strict=False))
+    for ax, (key, ylabel) in zip(axes.ravel(), panels, strict=True):
+        shown: list[float] = []
+        for label, r in result.runs.items():
+            ls = "--" if set(r.overrides) == {"seed"} else "-"
+            if key == "loss":
+                xs, ys = r.sweep.lrs, _ema(r.sweep.losses, 0.8)
+            else:
+                xs, ys = r.lrs, np.asarray(r.measured[key])
+            div = result.divergence_lr(label)
+            tag = f" (diverges at {div:.2g})" if key == "loss" and math.isfinite(div) else ""
+            if key == "loss" and r.overrides.get("z_loss"):
+                tag += ", CE + z-loss term"
+            ax.plot(xs, ys, color=colors.get(label), ls=ls, lw=1.4, label=label + tag)
+            shown += [abs(v) for v in ys]
+        if key == "loss" and math.isfinite(result.unigram):
+            ax.axhline(result.unigram, color="0.45", ls=":", lw=1.1, label=f"unigram loss {result.unigram:.2f}")
+        if key in ("max_attn_logit", "max_logit"):
+            _yscale(ax, shown)
+        ax.set_xscale("log")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes[1]:
+        ax.set_xlabel("learning rate (multiplied by a constant every step)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"What each ingredient bounds along the LR ramp (pre-LN, preset {result.preset}, "
+                 f"{result.steps} steps)", fontsize=10)
     return fig

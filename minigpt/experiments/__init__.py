@@ -49,6 +49,7 @@ from .modern_block import (
 )
 from .race import ContextPoint, RaceResult, RaceRun, Speedup, race, speedup, speedup_vs_context, steps_to_reach
 from .scale import CPU_SCALE, notebook_scale, notebook_steps
+from .stability_bounds import BOUND_ABLATIONS, BoundsRun, StabilityBoundsResult, stability_bounds
 from .warmup import Curve, WarmupResult, warmup_ablation
 
 __all__ = [
@@ -79,6 +80,10 @@ __all__ = [
     "default_ablations",
     "norm_time_share",
     "norm_flop_share",
+    "BOUND_ABLATIONS",
+    "BoundsRun",
+    "StabilityBoundsResult",
+    "stability_bounds",
     "CPU_SCALE",
     "notebook_scale",
     "notebook_steps",
