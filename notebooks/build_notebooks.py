@@ -1392,9 +1392,10 @@ NB06 = [
     $c\,\overline{\log Z}^2$ to the loss, pulling the softmax normalizer $\log Z = \log\sum_j e^{z_j}$ toward
     0. And biases are said to make training less stable. `experiments.stability_bounds` runs notebook 05's
     LR ramp (the LR multiplied every step) on the baseline block and on each ingredient alone, and measures
-    each bounded quantity along the way on a fixed batch. Our logits stay near 10, so the demo caps at 5
-    (Gemma 2's 30 would never engage), and a 100-step ramp needs a z-loss coefficient of 0.1 to show its pull
-    (PaLM's $10^{-4}$ acts over 100k+ steps). The baseline runs twice, with two seeds: the yardstick.
+    each bounded quantity along the way on a fixed batch. A small model's logits stay far below Gemma 2's cap
+    of 30 (the table prints how far), so the demo caps lower, and a ramp this short needs a z-loss
+    coefficient far above PaLM's $10^{-4}$ (which acts over 100k+ steps) to show its pull. The baseline runs
+    twice, with two seeds: the yardstick.
     '''),
     code('''
     BSTEPS = 120 if ON_GPU else 80

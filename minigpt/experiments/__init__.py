@@ -25,10 +25,11 @@ which claims hold and which do not.
                              projection) and LERP vs SLERP (§6.6)
     6. modern_block          LayerNorm/RMSNorm (incl. the share of step time in the norms), GELU/SwiGLU, bias,
                              learned/RoPE, QK-norm, z-loss, soft-cap, GQA (§6.7)
+       stability_bounds      ... and what QK-norm, soft-cap and z-loss bound, measured along the LR ramp of 3
     make_figures             the README figures (`python -m minigpt figures`, `python -m minigpt.experiments`)
 
 One module per claim: depth.py (1), warmup.py (2), lr_stability.py (3), race.py (4), hypersphere.py (5),
-modern_block.py (6); figures.py makes the README figures and scale.py holds the notebooks' CPU scale, which the
+modern_block.py and stability_bounds.py (6); figures.py makes the README figures and scale.py holds the notebooks' CPU scale, which the
 figures and notebooks/build_notebooks.py both read. Everything public is importable from here.
 """
 

@@ -21,8 +21,8 @@ from .lr_stability import LRSweep, lr_stability
 
 # label -> overrides of the preset's block (pre-LN, no bias): the baseline, the same with another seed (the
 # yardstick: how far one run's divergence LR moves by chance), and one ingredient each. The soft-cap and z-loss
-# values are chosen to act within a 100-step ramp: our logits stay near 10, so Gemma 2's cap of 30 would never
-# engage, and PaLM's z-loss 1e-4 acts over 100k+ steps, not 100 (modern_block trains with both).
+# values are chosen to act within a short ramp on a small model: its logits stay far below Gemma 2's cap of 30,
+# and PaLM's z-loss 1e-4 acts over 100k+ steps (modern_block trains with both of those).
 BOUND_ABLATIONS: dict[str, dict[str, Any]] = {
     "baseline": {},
     "baseline, seed 2": {"seed": 2},
