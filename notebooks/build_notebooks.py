@@ -1165,13 +1165,15 @@ NB05 = [
     assert race.runs["ngpt"].final_val <= 1.05 * race.runs["pre_ln"].final_val
     '''),
     code('''
+    from minigpt.registry import display_name
+
     pre_run, ngpt_run = race.runs["pre_ln"], race.runs["ngpt"]
     order = sorted(race.runs, key=lambda v: race.runs[v].final_val)
     display(Markdown(
         f"In this run nGPT ends at **{ngpt_run.final_val:.3f}** against pre-LN's **{pre_run.final_val:.3f}** "
         f"({100 * (ngpt_run.final_val / pre_run.final_val - 1):+.1f}%); the speedup is "
         f"**{sp.baseline_steps:.0f} / {sp.challenger_steps:.0f} = {sp.factor:.2f}x** at val loss {sp.target:.3f}. "
-        f"Final val loss, lowest first: " + ", ".join(f"{plots.NAMES[v]} {race.runs[v].final_val:.3f}" for v in order)
+        f"Final val loss, lowest first: " + ", ".join(f"{display_name(v)} {race.runs[v].final_val:.3f}" for v in order)
         + "."))
     '''),
     md(r'''
