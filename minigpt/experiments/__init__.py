@@ -30,7 +30,8 @@ which claims hold and which do not.
 
 One module per claim: depth.py (1), warmup.py (2), lr_stability.py (3), race.py (4), hypersphere.py (5),
 modern_block.py and stability_bounds.py (6); figures.py makes the README figures and scale.py holds the
-notebooks' CPU scale, which the figures and notebooks/build_notebooks.py both read. Everything public is importable from here.
+notebooks' CPU scale, which the figures and notebooks/build_notebooks.py both read. Everything public is
+importable from here.
 """
 
 from __future__ import annotations
