@@ -58,8 +58,15 @@ def steps(alpha: float, theta_deg: float, n_steps: int = 1) -> Steps:
     for _ in range(n_steps):
         path_l.append(lerp_update(path_l[-1], b, a))
         path_s.append(slerp(path_s[-1], b, alpha).to(torch.float64))
-    return Steps(alpha, th, h.numpy(), b.numpy(), (h + a * (b - h)).numpy(),
-                 torch.stack(path_l).numpy(), torch.stack(path_s).numpy())
+    return Steps(
+        alpha,
+        th,
+        h.numpy(),
+        b.numpy(),
+        (h + a * (b - h)).numpy(),
+        torch.stack(path_l).numpy(),
+        torch.stack(path_s).numpy(),
+    )
 
 
 def _arc(u: np.ndarray, v: np.ndarray, n: int = 64) -> np.ndarray:
@@ -89,8 +96,10 @@ def plot_steps(alpha: float = 0.3, theta_deg: float = 120.0, n_steps: int = 1) -
     ax.plot(*np.stack([s.h, s.b]).T, color="0.4", ls=":", lw=1.2, label="chord h → b")
     ax.plot(*np.stack([np.zeros(3), s.lerp[1]]).T, color=LERP_COLOR, ls="--", lw=0.9)
     ax.scatter(*s.chord, color=LERP_COLOR, marker="x", s=40, label="h + α(b − h), on the chord")
-    for path, color, marker, ls, name in ((s.lerp, LERP_COLOR, "o", "-", "LERP"),
-                                          (s.slerp, SLERP_COLOR, "s", "--", "SLERP")):
+    for path, color, marker, ls, name in (
+        (s.lerp, LERP_COLOR, "o", "-", "LERP"),
+        (s.slerp, SLERP_COLOR, "s", "--", "SLERP"),
+    ):
         ax.plot(*_along(path).T, color=color, lw=1.8, ls=ls)
         ax.plot(*path[1:].T, color=color, marker=marker, ms=4, ls="none", label=f"{name}, {n_steps} step(s)")
     for p, name in ((s.h, "h"), (s.b, "b")):
@@ -101,8 +110,11 @@ def plot_steps(alpha: float = 0.3, theta_deg: float = 120.0, n_steps: int = 1) -
     ax.view_init(elev=28, azim=-60)
     ax.set_axis_off()
     ax.legend(fontsize=7, loc="upper left")
-    ax.set_title(f"α = {alpha:.2f}, θ = {theta_deg:.0f}°: one step turns h by\n"
-                 f"LERP {s.turned('lerp'):.1f}°, SLERP {s.turned('slerp'):.1f}° (= αθ)", fontsize=10)
+    ax.set_title(
+        f"α = {alpha:.2f}, θ = {theta_deg:.0f}°: one step turns h by\n"
+        f"LERP {s.turned('lerp'):.1f}°, SLERP {s.turned('slerp'):.1f}° (= αθ)",
+        fontsize=10,
+    )
 
     ax2 = fig.add_subplot(1, 2, 2)
     t = np.linspace(0, 2 * np.pi, 200)
@@ -110,8 +122,10 @@ def plot_steps(alpha: float = 0.3, theta_deg: float = 120.0, n_steps: int = 1) -
     ax2.plot([s.h[0], s.b[0]], [s.h[1], s.b[1]], color="0.4", ls=":", lw=1.2)
     ax2.plot([0, s.lerp[1][0]], [0, s.lerp[1][1]], color=LERP_COLOR, ls="--", lw=0.9)
     ax2.plot(s.chord[0], s.chord[1], color=LERP_COLOR, marker="x", ms=8)
-    for path, color, marker, ls, name in ((s.lerp, LERP_COLOR, "o", "-", "LERP"),
-                                          (s.slerp, SLERP_COLOR, "s", "--", "SLERP")):
+    for path, color, marker, ls, name in (
+        (s.lerp, LERP_COLOR, "o", "-", "LERP"),
+        (s.slerp, SLERP_COLOR, "s", "--", "SLERP"),
+    ):
         arc = _along(path)
         ax2.plot(arc[:, 0], arc[:, 1], color=color, lw=1.8, ls=ls)
         ax2.plot(path[1:, 0], path[1:, 1], color=color, marker=marker, ms=5, ls="none", label=name)
@@ -124,8 +138,11 @@ def plot_steps(alpha: float = 0.3, theta_deg: float = 120.0, n_steps: int = 1) -
     ax2.set_ylabel("component toward b, orthogonal to h")
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8, loc="lower left")
-    ax2.set_title(f"the plane of h and b: after {n_steps} step(s)\nLERP has turned h by "
-                  f"{s.turned('lerp', n_steps):.1f}°, SLERP by {s.turned('slerp', n_steps):.1f}°", fontsize=10)
+    ax2.set_title(
+        f"the plane of h and b: after {n_steps} step(s)\nLERP has turned h by "
+        f"{s.turned('lerp', n_steps):.1f}°, SLERP by {s.turned('slerp', n_steps):.1f}°",
+        fontsize=10,
+    )
     return fig
 
 
@@ -136,10 +153,16 @@ def steps_widget(alpha: float = 0.3, theta_deg: float = 120.0, n_steps: int = 1)
     from IPython.display import display
 
     sliders = {
-        "alpha": W.FloatSlider(value=alpha, min=0.01, max=1.0, step=0.01, description="α",
-                               continuous_update=False),
-        "theta_deg": W.FloatSlider(value=theta_deg, min=1.0, max=179.0, step=1.0, description="θ (degrees)",
-                                   continuous_update=False, style={"description_width": "initial"}),
+        "alpha": W.FloatSlider(value=alpha, min=0.01, max=1.0, step=0.01, description="α", continuous_update=False),
+        "theta_deg": W.FloatSlider(
+            value=theta_deg,
+            min=1.0,
+            max=179.0,
+            step=1.0,
+            description="θ (degrees)",
+            continuous_update=False,
+            style={"description_width": "initial"},
+        ),
         "n_steps": W.IntSlider(value=n_steps, min=1, max=12, description="steps", continuous_update=False),
     }
     out = W.Output()

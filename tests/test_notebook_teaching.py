@@ -37,8 +37,12 @@ def test_opens_with_goals_and_ends_with_check_yourself(path: Path) -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_prose_quotes_no_run_numbers(path: Path) -> None:
-    bad = [(i, m.group(0)) for i, (kind, text) in enumerate(_cells(path)) if kind == "markdown"
-           for m in QUOTED_RUN.finditer(text)]
+    bad = [
+        (i, m.group(0))
+        for i, (kind, text) in enumerate(_cells(path))
+        if kind == "markdown"
+        for m in QUOTED_RUN.finditer(text)
+    ]
     assert not bad, f"{path.name}: prose quotes a run's numbers (render them from the values instead): {bad}"
 
 

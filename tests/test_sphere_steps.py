@@ -31,8 +31,9 @@ def test_repeated_steps_stay_on_the_sphere_and_approach_b() -> None:
     assert s.turned("slerp", 12) == pytest.approx(160.0 * (1 - 0.8**12), abs=1e-3)
 
 
-@pytest.mark.parametrize("bad", [dict(alpha=0.0), dict(alpha=1.5), dict(theta_deg=0.0), dict(theta_deg=180.0),
-                                 dict(n_steps=0)])
+@pytest.mark.parametrize(
+    "bad", [dict(alpha=0.0), dict(alpha=1.5), dict(theta_deg=0.0), dict(theta_deg=180.0), dict(n_steps=0)]
+)
 def test_bad_input_is_refused(bad: dict) -> None:
     kw = dict(alpha=0.3, theta_deg=90.0, n_steps=1) | bad
     with pytest.raises(ValueError, match=next(iter(bad))):

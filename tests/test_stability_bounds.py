@@ -56,8 +56,9 @@ def test_soft_cap_bounds_the_output_logits_and_log_z_is_logsumexp():
 
 
 def test_stability_bounds_measures_along_the_ramp():
-    r = E.stability_bounds("cpu-tiny", {"baseline": {}, "soft-cap 1": {"logit_softcap": 1.0}}, steps=12, every=3,
-                           lr_end=1.0, **TINY)
+    r = E.stability_bounds(
+        "cpu-tiny", {"baseline": {}, "soft-cap 1": {"logit_softcap": 1.0}}, steps=12, every=3, lr_end=1.0, **TINY
+    )
     assert list(r.runs) == ["baseline", "soft-cap 1"] and math.isfinite(r.unigram)
     for run in r.runs.values():
         assert run.lrs == pytest.approx(run.sweep.lrs[2::3][: len(run.lrs)])  # every 3rd applied step

@@ -69,13 +69,17 @@ class StabilityBoundsResult:
         return lr if lr is not None else math.inf
 
     def table(self) -> str:
-        lines = [f"{'ingredient':<17} {'diverges at':>11} {'max |attn logit|':>16} {'max |logit|':>11} "
-                 f"{'mean log Z, high LRs':>20}"]
+        lines = [
+            f"{'ingredient':<17} {'diverges at':>11} {'max |attn logit|':>16} {'max |logit|':>11} "
+            f"{'mean log Z, high LRs':>20}"
+        ]
         for label, r in self.runs.items():
             div = self.divergence_lr(label)
             div_text = "-" if math.isinf(div) else f"{div:.3g}"
-            lines.append(f"{label:<17} {div_text:>11} {r.peak('max_attn_logit'):>16.2f} "
-                         f"{r.peak('max_logit'):>11.2f} {r.late('mean_log_z'):>20.2f}")
+            lines.append(
+                f"{label:<17} {div_text:>11} {r.peak('max_attn_logit'):>16.2f} "
+                f"{r.peak('max_logit'):>11.2f} {r.late('mean_log_z'):>20.2f}"
+            )
         return "\n".join(lines)
 
 
@@ -109,8 +113,17 @@ def stability_bounds(
                 for k in MEASURES:
                     run.measured[k].append(values[k])
 
-        result = lr_stability(name, ("pre_ln",), lr_start=lr_start, lr_end=lr_end, steps=steps, tail=math.inf,
-                              progress=progress, on_step=measure, **{**overrides, **extra})
+        result = lr_stability(
+            name,
+            ("pre_ln",),
+            lr_start=lr_start,
+            lr_end=lr_end,
+            steps=steps,
+            tail=math.inf,
+            progress=progress,
+            on_step=measure,
+            **{**overrides, **extra},
+        )
         run.sweep = result.runs["pre_ln"]
         out.unigram = result.unigram
         out.runs[label] = run
