@@ -67,7 +67,7 @@ def make_figures(out_dir: str | Path = "docs/figures", preset: str | None = None
         "```", "", "At init:", "```", depth.table("init"), "```", "",
         "## lr_stability.png: LR multiplied every step until the loss explodes", "```", stability.table(), "```",
         "", "## race.png: same budget, same ingredients", "```", race_result.table(), "```", "",
-        "## hypersphere.png: nGPT hidden states", "```",
+        "## hypersphere.png: hidden states, nGPT and pre-LN", "```",
         *(f"{k}: max | ||h|| - 1 | = {v:.2e}" for k, v in sphere.max_norm_error.items()),
         *(f"{k}: mean angle each block turns a token (degrees): "
           + ", ".join(f"{math.degrees(sum(a) / len(a)):.1f}" for a in ang) for k, ang in sphere.step_angles.items()),
