@@ -205,8 +205,8 @@ def plot_lr_stability(result: LRStabilityResult) -> Figure:
     ax.set_ylabel("train loss (nats / token)")
     ax.set_title(f"LR stability test: LR from {result.lr_start:.0e}, x{result.growth:.3f} per step "
                  f"(preset {result.preset})\ndotted: LR at divergence (smoothed loss {100 * result.rise:.0f}% "
-                 f"above its minimum, or a blow-up);\n\"no divergence\": neither happened up to {result.lr_end:.2g}, "
-                 f"which does not mean the model still learns (compare the unigram line)", fontsize=10)
+                 f"above its minimum, or a blow-up);\n\"no divergence\": neither, up to LR {result.lr_end:.2g} "
+                 f"(not: still learning; see the unigram line)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
@@ -239,8 +239,9 @@ def plot_race(result: RaceResult) -> Figure:
                 axes[0, 0].plot([at], [sp.target], marker="X", ms=11, color=_color(label), mec="k", mew=0.8,
                                 ls="none", zorder=5)
                 axes[0, 0].axvline(at, color=_color(label), ls=":", lw=1)
-                axes[0, 0].annotate(f"{at:.0f}", (at, 0.02), xycoords=("data", "axes fraction"), ha="center",
-                                    fontsize=8, color=_color(label))
+                axes[0, 0].annotate(f"{at:.0f}", (at, 0.98), xycoords=("data", "axes fraction"), ha="center",
+                                    va="top", fontsize=8, color=_color(label),
+                                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
     axes[0, 0].set_xlabel("optimizer step")
     axes[0, 1].set_xlabel("training wall-clock (s, evaluation excluded)")
     for ax in axes[0]:
