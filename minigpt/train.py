@@ -316,7 +316,7 @@ def _train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path |
                     if metrics_file is not None:
                         metrics_file.write(json.dumps(record) + "\n")
                     result.diverged, result.diverged_step = True, s
-                    result.message = _diverged_message(s, reason, lr, result)
+                    result.message = _diverged_message(s, reason, lr, result, saving=out is not None)
                     hist.metrics.append(record)
                     if on_step is not None:
                         on_step(record)
@@ -439,9 +439,14 @@ def _finish(result: TrainResult, hist: History, step: int, step_ms: list[float],
         _write_text_atomic(path, json.dumps(cfg, indent=2) + "\n")
 
 
-def _diverged_message(step: int, reason: str, lr: float, result: TrainResult) -> str:
+def _diverged_message(step: int, reason: str, lr: float, result: TrainResult, saving: bool = True) -> str:
+    """Where the divergence happened and what is left; a run without an output folder (the playground, the
+    experiments) writes no checkpoint, so it is not told how to keep one."""
+    what = f"training diverged at step {step}: {reason} at lr {lr:.3g}; the update was not applied"
+    if not saving:
+        return what
     if result.checkpoint is not None:
         where = f"the last good checkpoint is {result.checkpoint} (step {result.checkpoint_step})"
     else:
         where = "no checkpoint was written before it (set checkpoint_interval to keep one)"
-    return f"training diverged at step {step}: {reason} at lr {lr:.3g}; the update was not applied; {where}"
+    return f"{what}; {where}"

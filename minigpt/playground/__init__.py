@@ -68,7 +68,8 @@ class Playground(Controls, Runner, LiveFigure):
             overrides = {**CPU_DEFAULTS[self.preset_name], **overrides}
         self.overrides = dict(overrides)
         base_model, base_train = self.preset.configs("pre_ln", **self.overrides)  # validates the overrides
-        self.base_n_layer = base_model.n_layer
+        self.base_n_layer, self.base_seed = base_model.n_layer, base_train.seed
+        self.run_count = 0  # runs started: "#n" in the labels
         self.background = background
         self.live = live
         self._displayed = False
@@ -103,6 +104,13 @@ class Playground(Controls, Runner, LiveFigure):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self._displayed = True
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def describe(self) -> str:
+        """What the playground trains, as configured (the preset's description names the preset's own batch,
+        which `CPU_DEFAULTS` may have changed): "cpu-tiny: L4 d128 h4 T128, char tokens, batch 4"."""
+        m, t = self.preset.configs("pre_ln", **self.overrides)
+        return (f"{self.preset_name}: L{m.n_layer} d{m.n_embd} h{m.n_head} T{m.block_size}, {t.tokenizer} tokens, "
+                f"batch {t.batch_size}")
 
     def __repr__(self) -> str:
         return f"Playground(preset={self.preset_name!r}, runs={len(self.runs)})"

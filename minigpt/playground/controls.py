@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import NORMS
 from ..placement import PLACEMENT_PRESETS, Placement
-from ..registry import RUNS, Run
+from ..registry import RUNS, VARIANTS, Run, display_name
 
 if TYPE_CHECKING:
     from .runner import PlaygroundRun
@@ -19,6 +19,16 @@ def model_runs() -> dict[str, Run]:
     """The registered runs the playground trains as whole models: those of a variant with no placement preset
     (nGPT: it has no norm layers to tick). The other variants are placements of `PlacementGPT`."""
     return {label: run for label, run in RUNS.items() if run.variant not in PLACEMENT_PRESETS}
+
+
+def recipe_variant(name: str) -> str:
+    """The variant whose preset LR and training recipe (warmup, weight decay) a dropdown choice trains with: a
+    whole-model run's own variant, a placement named like a variant that variant (post_ln, pre_ln, normformer),
+    any other placement pre-LN's (sandwich, no norm and custom placements are pre-LN's block with norms added
+    or removed)."""
+    if name in model_runs():
+        return RUNS[name].variant
+    return name if name in VARIANTS else "pre_ln"
 
 
 def dropdown_choices() -> tuple[str, ...]:
@@ -40,11 +50,22 @@ FLAG_HELP = {
 }
 
 
+# What a whole-model run does instead of norm layers, shown in place of the (unticked, greyed-out) checkboxes.
+OWN_NORMS = {
+    "ngpt": "no norm layer anywhere. Instead Norm(v) = v/‖v‖₂ puts the hidden state h back on the unit sphere "
+            "after every residual step (LERP or SLERP, step sizes α), normalizes q and k (scaled by s_qk) and "
+            "the attention and MLP outputs, and every weight vector is renormalized after each optimizer step; "
+            "learned scales s_u, s_ν, s_z replace the norms' gains.",
+}
+
 DEFAULT_STEPS = 150
 # What `Playground()` adds to the CPU preset it picks: half of cpu-tiny's batch, so that a default run (150 steps,
 # cpu-tiny's shape L4 / d128 / T128) takes 16-18 s on 2 idle cores instead of 28 s, and every lesson of notebook
 # 04 still shows (measured with seeds 1337, 1, 2: post-LN without warmup still stalls at the unigram entropy).
 CPU_DEFAULTS: dict[str, dict[str, Any]] = {"cpu-tiny": {"batch_size": 4}}
+
+
+FLAGS_TITLE = "<b>norm positions</b> (N = the chosen norm)"
 
 
 class Controls:
@@ -53,18 +74,19 @@ class Controls:
     def _build_controls(self, base_train: Any) -> None:
         import ipywidgets as W
 
-        short = W.Layout(width="260px")
+        # Fixed widths that fit their text (the readout "4.0e-03", the longest checkbox label); the two columns
+        # wrap under each other in a narrow notebook (1024 px with the file browser open) instead of cutting it.
+        short = W.Layout(width="290px", min_width="290px")
         self.preset_dropdown = W.Dropdown(options=list(dropdown_choices()), value="pre_ln", description="placement",
                                           layout=short)
         self.checkboxes = {
             name: W.Checkbox(value=False, description=f"{name}: {FLAG_HELP[name]}", indent=False,
-                             layout=W.Layout(width="400px"))
+                             layout=W.Layout(width="auto"))
             for name in FLAG_HELP
         }
         self.norm_dropdown = W.Dropdown(options=list(NORMS), value="layernorm", description="norm", layout=short)
         self.depth = W.IntSlider(value=self.base_n_layer, min=1, max=12, description="layers", layout=short)
-        lr = self.preset.lr.get("pre_ln", base_train.lr)  # the sweep's best for the default placement
-        self.lr_slider = W.FloatLogSlider(value=lr, base=10, min=-4, max=-0.5, step=0.05,
+        self.lr_slider = W.FloatLogSlider(value=base_train.lr, base=10, min=-4, max=-0.5, step=0.05,
                                           description="peak LR", readout_format=".1e", layout=short)
         self.warmup = W.BoundedIntText(value=0, min=0, max=100_000, description="warmup", layout=short)
         self.steps = W.BoundedIntText(value=DEFAULT_STEPS, min=1, max=100_000, description="steps", layout=short)
@@ -77,6 +99,7 @@ class Controls:
         self.status = W.HTML(value="ready: choose a placement and press Train")
         self.image = W.Image(format="png", layout=W.Layout(width="100%", max_width="960px"))
         self.log = W.Output()
+        self.flags_title = W.HTML(FLAGS_TITLE, layout=W.Layout(width="auto"))
         self.status.add_class("minigpt-status")  # stable hooks for the browser test (tests/test_browser.py)
         self.image.add_class("minigpt-figure")
 
@@ -89,29 +112,53 @@ class Controls:
         self._apply_preset("pre_ln")
 
         boxes = list(self.checkboxes.values())
-        flags = W.VBox([W.HTML("<b>norm positions</b> (N = the chosen norm)"), *boxes])
+        flags = W.VBox([self.flags_title, *boxes], layout=W.Layout(min_width="300px", flex="1 1 300px"))
         settings = W.VBox([self.preset_dropdown, self.norm_dropdown, self.depth, self.lr_slider, self.warmup,
-                           self.steps, self.seed])
+                           self.steps, self.seed], layout=W.Layout(min_width="300px"))
         buttons = W.HBox([self.train_button, self.stop_button, self.clear_button])
-        self.widget = W.VBox([W.HBox([settings, flags]), buttons, W.HBox([self.progress]), self.status,
-                              self.image, self.log])
+        top = W.HBox([settings, flags], layout=W.Layout(flex_flow="row wrap"))
+        self.widget = W.VBox([top, buttons, W.HBox([self.progress]), self.status, self.image, self.log])
 
     def _apply_preset(self, name: str) -> None:
-        """Set the boxes from a named placement (or grey them out for nGPT, which has no norm layers)."""
-        is_ngpt = name in model_runs()
+        """Set every control a dropdown choice implies: the boxes from a named placement (or all unticked and
+        greyed out for a whole model such as nGPT, which has no norm layers, with what it does instead), and the
+        peak LR and warmup of the preset's recipe for the variant (`Preset.configs`: its swept LR, and e.g.
+        nGPT's no warmup), so that no run is handicapped by another variant's settings. `custom` keeps them."""
+        whole_model = name in model_runs()
         self._syncing = True
         try:
-            if name in PLACEMENT_PRESETS:
-                for flag, value in PLACEMENT_PRESETS[name].flags().items():
-                    self.checkboxes[flag].value = value
             for box in self.checkboxes.values():
-                box.disabled = is_ngpt
-            self.norm_dropdown.disabled = is_ngpt
+                box.disabled = whole_model
+            self.norm_dropdown.disabled = whole_model
+            if whole_model:
+                self.norm_dropdown.options = [(f"none ({display_name(name)})", "none")]
+                own = OWN_NORMS.get(RUNS[name].variant, "no norm layers to place: it is its own model.")
+                self.flags_title.value = f"<b>norm positions</b>: none. {display_name(name)} has {own}"
+            elif self.norm_dropdown.value == "none":  # back from a whole model: the norms again
+                self.norm_dropdown.options = list(NORMS)
+                self.norm_dropdown.value = NORMS[0]
+                self.flags_title.value = FLAGS_TITLE
+            if name == "custom":  # the boxes as they are, the LR and warmup as set
+                return
+            flags = PLACEMENT_PRESETS[name].flags() if name in PLACEMENT_PRESETS else dict.fromkeys(FLAG_HELP, False)
+            for flag, value in flags.items():
+                self.checkboxes[flag].value = value
+            self.lr_slider.value, self.warmup.value = self.recipe(name)
         finally:
             self._syncing = False
 
+    def recipe(self, name: str) -> tuple[float, int]:
+        """(peak LR, warmup steps) a dropdown choice trains with: the preset's values for its variant
+        (`recipe_variant`), with the playground's overrides on top."""
+        _, train_cfg = self.preset.configs(recipe_variant(name), **self.overrides)
+        return train_cfg.lr, train_cfg.warmup_steps
+
     def _on_preset(self, change: dict) -> None:
         self._apply_preset(change["new"])
+        name = change["new"]
+        if name != "custom" and not self._busy.locked():  # say what changed (a run in progress owns the line)
+            self._set_status(f"{name}: peak LR {self.lr_slider.value:.1e}, warmup {self.warmup.value} "
+                             f"({self.preset_name}'s values for {display_name(recipe_variant(name))})", "black")
 
     def _on_flag(self, change: dict) -> None:
         if not self._syncing and self.preset_dropdown.value != "custom":

@@ -4,20 +4,25 @@ what the Train button calls. Part of minigpt/playground (overview in its __init_
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.colors import hsv_to_rgb, to_hex
 from torch import nn
 
 from .. import build_model
-from ..config import ConfigError
+from ..config import NORMS, ConfigError
 from ..diagnostics import layer_grad_norms, residual_norms
 from ..placement import PLACEMENT_PRESETS, Placement, PlacementGPT
 from ..registry import RUNS
+from ..registry import color as registry_color
 from ..train import (
     StopTraining,
     TrainingInterrupted,
@@ -27,7 +32,7 @@ from ..train import (
     resolve_dtype,
     train,
 )
-from .controls import model_runs
+from .controls import DEFAULT_STEPS, model_runs
 
 
 @dataclass(eq=False)  # a run is equal only to itself (it holds a model)
@@ -40,7 +45,7 @@ class PlaygroundRun:
     ||x_l|| of the residual stream entering block 0 and leaving each block (L + 1 numbers, latest).
     """
 
-    label: str
+    label: str  # "#3 pre_ln, lr 4.5e-3, warmup 20" (`Runner._relabel`): unique among the runs shown
     placement: Placement | None  # None for a whole-model run (nGPT: its own model, no norm layers)
     model_run: str | None  # that run's label in the registry (e.g. ngpt-lerp), None for a placement
     lr: float
@@ -62,6 +67,10 @@ class PlaygroundRun:
     tokens_per_s: float = float("nan")
     seconds: float = 0.0
     result: TrainResult | None = field(default=None, repr=False)
+    number: int = 0  # the playground's run counter: "#3" in the legend and the status line
+    color: str = "C0"  # never the colour of another run on the figure (`Runner._free_color`)
+    lr_digits: int = 2  # significant digits of the LR in the label: enough to tell it from every other run's
+    residual_norms_step: int = 0  # the step `residual_norms` was measured at
 
     @property
     def step(self) -> int:
@@ -95,14 +104,50 @@ class PlaygroundRun:
         return _block_total(self.grad_norms)
 
     def summary(self) -> str:
+        """One line: how the run ended and its numbers (those it has: a run stopped before its first step has
+        none to show)."""
         if self.diverged:
             end = f"DIVERGED at step {self.diverged_step}"
         elif self.stopped:
-            end = f"stopped at step {self.step}"
+            end = f"stopped at step {self.step}" if self.step else "stopped before the first step, nothing trained"
         else:
-            end = f"{self.step} steps"
-        return (f"{self.label}: {end}, loss {self.initial_loss:.3f} -> {self.final_loss:.3f}, "
-                f"val {self.final_val_loss:.3f}, {self.tokens_per_s:,.0f} tok/s, {self.seconds:.1f} s")
+            end = _plural(self.step, "step")
+        parts = [end]
+        if self.losses:
+            parts.append(f"loss {self.initial_loss:.3f} -> {self.final_loss:.3f}")
+        if self.step and self.val:
+            parts.append(f"val {self.final_val_loss:.3f}")
+        if math.isfinite(self.tokens_per_s):
+            parts.append(f"{self.tokens_per_s:,.0f} tok/s")
+        parts.append(f"{self.seconds:.1f} s")
+        return f"{self.label}: {', '.join(parts)}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def lr_text(lr: float, digits: int) -> str:
+    """The LR with `digits` significant digits and a short exponent: 4.5e-3."""
+    mantissa, exponent = f"{lr:.{digits - 1}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def lr_digits(lr: float, others: list[float]) -> int:
+    """The fewest significant digits (at least 2) at which `lr` reads differently from every other LR in
+    `others` (equal LRs excepted): 4.0e-3 and 4.5e-3 need 2, 4.0e-3 and 4.04e-3 need 3."""
+    digits = 2
+    while digits < 12 and any(o != lr and lr_text(o, digits) == lr_text(lr, digits) for o in others):
+        digits += 1
+    return digits
+
+
+class PlaygroundBusy(RuntimeError):
+    """`run()` while the Train button's run is in progress. Notebooks show it as one line, not a traceback:
+    it is a refusal with a remedy, like every input error of the project (IPython's `_render_traceback_`)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31merror: {self}\x1b[0m"]
 
 
 def _block_total(norms: dict[str, list[float]]) -> list[float]:
@@ -130,13 +175,15 @@ class _LiveHook:
         if self.pg._stop.is_set():
             raise StopTraining  # the trainer keeps the steps done and returns; this step is not applied
         run = self.run
+        # The gradient norms every step (a few microseconds a matrix), so that a diverged run shows its last
+        # finite step, not the last snapshot; the residual norms (a forward pass) every `diag_every` steps.
+        norms = layer_grad_norms(model)
+        if step == 1:
+            run.grad_norms_init = norms
+        if all(math.isfinite(g) for gs in norms.values() for g in gs):
+            run.grad_norms, run.grad_norms_step = norms, step
         if step == 1 or step % self.pg.diag_every == 0 or step == run.steps:
-            norms = layer_grad_norms(model)
-            if step == 1:
-                run.grad_norms_init = norms
-            if all(math.isfinite(g) for gs in norms.values() for g in gs):
-                run.grad_norms, run.grad_norms_step = norms, step
-            run.residual_norms = residual_norms(model, self.probe)
+            run.residual_norms, run.residual_norms_step = residual_norms(model, self.probe), step
 
     def on_record(self, record: dict[str, Any]) -> None:
         run, step = self.run, record["step"]
@@ -144,7 +191,7 @@ class _LiveHook:
         bad = bool(record.get("diverged"))
         if bad:  # the trainer refused this update and stops; the figure shows where, and the stream that blew up
             run.diverged_step, run.diverged_loss = step, loss
-            run.residual_norms = residual_norms(self.model, self.probe)
+            run.residual_norms, run.residual_norms_step = residual_norms(self.model, self.probe), step
         else:
             self.records.append(record)
             run.losses.append(loss)
@@ -192,7 +239,9 @@ class Runner:
             warmup: int | None = None, seed: int | None = None, n_layer: int | None = None,
             norm: str | None = None) -> PlaygroundRun:
         """Train one model synchronously (what the Train button calls) and return the run, also appended to
-        `runs`. Every argument left out takes its control's current value.
+        `runs`. Every argument left out takes its control's current value, except that a placement given by
+        name trains at that name's peak LR and warmup unless told otherwise (what choosing it in the dropdown
+        sets: `run("ngpt-lerp")` is nGPT with nGPT's LR, not with the LR the slider was left at).
 
         `placement`: a Placement, a placement preset name (`post_ln`, `pre_ln`, `normformer`, `sandwich`,
         `none`) or `ngpt-lerp` / `ngpt-slerp`. `norm` applies to a preset name (a Placement carries its own).
@@ -200,13 +249,18 @@ class Runner:
         (Stop can only act on a run the Train button started in the background: while a cell is busy in `run`,
         the kernel processes no button clicks).
         """
+        if isinstance(placement, str) and (placement in PLACEMENT_PRESETS or placement in model_runs()):
+            lr_default, warmup_default = self.recipe(placement)
+        else:
+            lr_default, warmup_default = self.lr_slider.value, self.warmup.value
         placement = self.placement_from_controls() if placement is None else placement
         steps = self.steps.value if steps is None else steps
-        lr = self.lr_slider.value if lr is None else lr
-        warmup = self.warmup.value if warmup is None else warmup
+        lr = lr_default if lr is None else lr
+        warmup = warmup_default if warmup is None else warmup
         seed = self.seed.value if seed is None else seed
         n_layer = self.depth.value if n_layer is None else n_layer
-        norm = self.norm_dropdown.value if norm is None else norm
+        if norm is None:  # the norm box says "none" while a whole model (nGPT) is chosen
+            norm = self.norm_dropdown.value if self.norm_dropdown.value in NORMS else NORMS[0]
 
         model_run = None
         if isinstance(placement, str):
@@ -228,13 +282,18 @@ class Runner:
                         "progress": False, "compile": False, **extra})
         tokenizer, batches = self.data()
         model_cfg = dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size)
-        label = self._label(placement, model_run, lr, warmup, n_layer)
-        run = PlaygroundRun(label=label, placement=placement, model_run=model_run, lr=lr, warmup=warmup,
-                            steps=steps, seed=seed, n_layer=n_layer)
-
         if not self._busy.acquire(blocking=False):
-            raise RuntimeError("the playground is already training; press Stop or wait for the run to end")
+            busy = self.current
+            where = f" (run #{busy.number}, step {busy.step}/{busy.steps})" if busy is not None else ""
+            raise PlaygroundBusy(f"the playground is training{where}: press Stop or wait for the run to end, "
+                                 "then run this again")
         try:
+            self.run_count += 1
+            run = PlaygroundRun(label="", placement=placement, model_run=model_run, lr=lr, warmup=warmup,
+                                steps=steps, seed=seed, n_layer=n_layer, number=self.run_count)
+            run.color = self._free_color(run)
+            self._relabel(run)
+            label = run.label
             self._stop.clear()
             self.current = run
             self._set_buttons(running=True)
@@ -286,18 +345,64 @@ class Runner:
         if not math.isfinite(run.tokens_per_s):
             run.tokens_per_s = result.tokens_per_s
         run.message = result.message or ("stopped by the user" if run.stopped else "")
-        self.runs.append(run)
+        if run.stopped:
+            run.label = self._label(run)  # "..., stopped at 37"
+        kept = run.step > 0 or run.diverged  # a run stopped before its first step has nothing to show
+        if kept:
+            self.runs.append(run)
         self.progress.value = run.step
         self.progress.bar_style = "danger" if run.diverged else ("warning" if run.stopped else "success")
         color = "red" if run.diverged else ("darkorange" if run.stopped else "green")
-        self._final_status = (run.summary() + (f" — {run.message}" if run.diverged else ""), color)
+        note = f" — {run.message}" if run.diverged else ("" if kept else " (not kept on the figure)")
+        self._final_status = (run.summary() + note, color)
 
-    @staticmethod
-    def _label(placement: Placement | None, model_run: str | None, lr: float, warmup: int, n_layer: int) -> str:
-        """The legend entry: placement (preset name or the flags that are on), LR, warmup, norm, depth."""
-        name = model_run if placement is None else placement.describe()
-        parts = [name, f"lr {lr:.0e}", f"warmup {warmup}" if warmup else "no warmup"]
-        if placement is not None and placement.norm != "layernorm":
-            parts.append(placement.norm)
-        parts.append(f"L{n_layer}")
+    def _shown(self) -> list[PlaygroundRun]:
+        """The runs on the figure: those kept and the one training."""
+        return [*self.runs, *([self.current] if self.current is not None and self.current not in self.runs else [])]
+
+    def _free_color(self, run: PlaygroundRun) -> str:
+        """The run's variant colour from the registry (pre_ln blue, ngpt-lerp orange, as in every figure) if no
+        run on the figure has it, else the first colour of `_palette` that none has: a colour is never reused
+        while a run with it is shown."""
+        used = {to_hex(r.color) for r in self._shown()}
+        preferred = registry_color(run.model_run if run.placement is None else run.placement.describe())
+        candidates = itertools.chain([preferred] if preferred else [], _palette())
+        return next(c for c in map(to_hex, candidates) if c not in used)
+
+    def _relabel(self, run: PlaygroundRun) -> None:
+        """Label `run` with as many LR digits as tell it from the other runs shown, and give those that now
+        read like it more digits too (a label only ever gains digits; its run number never changes)."""
+        shown = [r for r in self._shown() if r is not run] + [run]
+        for r in shown:
+            digits = lr_digits(r.lr, [o.lr for o in shown])
+            if r is run or digits > r.lr_digits:
+                r.lr_digits = digits
+                r.label = self._label(r)
+
+    def _label(self, run: PlaygroundRun) -> str:
+        """The legend entry, short and unique: the run number, the placement (preset name or the flags that are
+        on), LR and warmup, then what differs from the controls' defaults (norm, depth, seed, steps) and
+        whether the user stopped it."""
+        p = run.placement
+        name = run.model_run if p is None else p.describe()
+        parts = [f"#{run.number} {name}", f"lr {lr_text(run.lr, run.lr_digits)}",
+                 f"warmup {run.warmup}" if run.warmup else "no warmup"]
+        if p is not None and p.norm != NORMS[0]:
+            parts.append(p.norm)
+        if run.n_layer != self.base_n_layer:
+            parts.append(f"L{run.n_layer}")
+        if run.seed != self.base_seed:
+            parts.append(f"seed {run.seed}")
+        if run.steps != DEFAULT_STEPS:
+            parts.append(_plural(run.steps, "step"))
+        if run.stopped:
+            parts.append(f"stopped at {run.step}")
         return ", ".join(parts)
+
+
+def _palette() -> Iterator[str]:
+    """Distinct colours without end: tab10, then tab20's light shades, then hues a golden angle apart."""
+    yield from colormaps["tab10"].colors
+    yield from colormaps["tab20"].colors[1::2]
+    for k in itertools.count():
+        yield hsv_to_rgb(((k * 0.618034) % 1.0, 0.75 if k % 2 else 0.5, 0.85 if k % 3 else 0.6))
