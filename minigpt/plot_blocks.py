@@ -68,17 +68,29 @@ def _draw_block(ax: Any, variant: str) -> float:
 def plot_blocks(variants: Sequence[str] | None = None) -> Figure:
     """Schematics of one block of each variant, side by side: the residual stream runs up the left, each
     sublayer's branch up the right, norms are shaded orange. nGPT's merge "α" is the LERP (or SLERP) step
-    toward the branch's unit output. Default: every registered variant with a schematic."""
+    toward the branch's unit output. Default: every registered variant with a schematic.
+
+    At most two per row, each row as tall as its tallest block: a notebook shows a figure about 9-10 inches
+    wide at full size, so four in a row would be shrunk to half (unreadable titles, half-empty short panels)."""
     variants = list(SCHEMATICS) if variants is None else list(variants)
-    fig = Figure(figsize=(4.6 * len(variants), 7.0), layout="constrained")
-    axes = fig.subplots(1, len(variants), squeeze=False)[0]
-    tops = [_draw_block(ax, v) for ax, v in zip(axes, variants, strict=True)]
-    height = max(tops) + 2.0
-    for ax in axes:
-        ax.set_xlim(-1.6, 3.6)
-        ax.set_ylim(-0.8, height - 0.8)
-        ax.set_aspect("equal")
-    fig.set_size_inches(4.6 * len(variants), 0.6 + 4.6 * height / 5.2)
+    ncols = min(len(variants), 2)
+    rows = [variants[i:i + ncols] for i in range(0, len(variants), ncols)]
+    fig = Figure(figsize=(4.6 * ncols, 7.0 * len(rows)), layout="constrained")
+    # draw once to learn each row's height, then size the rows to it (equal aspect: x and y in the same units)
+    probe = Figure()
+    heights = [max(_draw_block(probe.add_subplot(), v) for v in row) + 2.0 for row in rows]
+    axes = fig.subplots(len(rows), ncols, squeeze=False, gridspec_kw=dict(height_ratios=heights))
+    for r, row in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r, c]
+            if c >= len(row):  # an odd count: no empty panel
+                fig.delaxes(ax)
+                continue
+            _draw_block(ax, row[c])
+            ax.set_xlim(-1.6, 3.6)
+            ax.set_ylim(-0.8, heights[r] - 0.8)
+            ax.set_aspect("equal")
+    fig.set_size_inches(4.6 * ncols, 0.6 * len(rows) + 4.6 * sum(heights) / 5.2)
     return fig
 
 

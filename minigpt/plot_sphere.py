@@ -175,8 +175,9 @@ def plot_sphere_projection(result: HypersphereResult) -> Figure:
 
 def plot_lerp_vs_slerp(result: HypersphereResult) -> Figure:
     """LERP vs SLERP: train loss (smoothed) per step, val loss, and per layer the angle between the two
-    updates computed from the same h next to the angle the update moves h."""
-    fig, axes = _figure(1, 3, 4.4, 3.6)
+    updates computed from the same h next to the angle the update moves h. Drawn about as wide as a notebook
+    shows it (10.5 in), so that the legends are read at their size."""
+    fig, axes = _figure(1, 3, 3.5, 3.9)
     for k in ("ngpt-lerp", "ngpt-slerp"):
         if k not in result.losses:
             continue
@@ -191,7 +192,7 @@ def plot_lerp_vs_slerp(result: HypersphereResult) -> Figure:
     for ax in axes[0, :2]:
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9.5)
     ax = axes[0, 2]
     g = result.gap
     if g:
@@ -206,12 +207,14 @@ def plot_lerp_vs_slerp(result: HypersphereResult) -> Figure:
                color="tab:olive")
         ax.set_xticks(layers)
         top = max(max(g["attn_step"]), max(g["mlp_step"])) * deg
-        ax.set_ylim(0, 1.6 * top)  # room for the legend above the bars
+        ax.set_ylim(0, 1.15 * top)
     ax.set_xlabel("layer")
     ax.set_ylabel("mean angle (degrees)")
     ax.set_title("update size and LERP-SLERP gap", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7, ncol=2, loc="upper center")
+    if g:  # below the figure, under its panel: four entries do not fit above the bars
+        fig.legend(handles=ax.get_legend_handles_labels()[0], loc="outside lower right", ncol=4, fontsize=9.5,
+                   frameon=False, handlelength=1.2)
     fig.suptitle(f"nGPT: LERP vs SLERP residual update, {result.steps} steps (preset {result.preset})",
                  fontsize=11)
     return fig
