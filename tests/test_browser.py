@@ -5,7 +5,13 @@ playground (and not its text fallback "VBox(children=...)"), whether the Train b
 live figure and status line update, whether the figures arrive as images. This test starts `jupyter lab` on
 127.0.0.1 with a random port and token, drives it with Playwright in headless Debian Chromium
 (`/usr/bin/chromium`, which `.ci/run` installs; no browser download), runs notebooks 04 and 03 from the Run menu
-and looks at the page. Screenshots go to tests/artifacts/ (git-ignored).
+and looks at the page. Screenshots go to tests/artifacts/ (git-ignored; `MINIGPT_SCREENSHOTS=dir` puts them there).
+
+In notebook 04 it also plays the learner of issue 20: picks an nGPT preset (the LR and warmup follow, the norm
+boxes grey out unticked), trains two runs at close LRs (their legend labels differ), a no-norm run at a high LR
+(the panels say which step they show), presses Stop before the first step (nothing kept, no nan), and looks at
+the controls 1024 px wide with the file browser open (no readout or label cut). What the figure draws is read
+from the kernel by a scratch cell that is never saved.
 
 Nothing is written to the repository or the user's home: JupyterLab's config, runtime, data, settings and
 workspace directories and the checkpoints live in a temporary folder, autosave is off, and the test checks that
@@ -39,7 +45,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / "artifacts"
+ARTIFACTS = Path(os.environ.get("MINIGPT_SCREENSHOTS", ROOT / "tests" / "artifacts"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync",
                  "--no-first-run", "--disable-component-update"]
@@ -51,6 +57,7 @@ RUN_04_S = 150  # "Run All Cells" of notebook 04: three training runs on cpu-tin
 TRAIN_S = 60  # the Train button with 30 steps
 RUN_03_S = 150  # "Run All Cells" of notebook 03: three runs of the narrowed cpu-tiny
 TRAIN_STEPS = 30  # the playground's default is 150 steps; the test only needs to see the figure move
+SHORT_STEPS = 3  # the runs that check labels and Stop: a few steps each
 
 # JupyterLab user settings (JUPYTERLAB_SETTINGS_DIR): never save the notebooks (they are the repository's), render
 # every cell (no windowing, so every prompt and output is in the DOM), and ask the network for nothing.
@@ -263,6 +270,158 @@ def _digest(paths: tuple[str, ...]) -> dict[str, str]:
     return {p: hashlib.sha256((ROOT / p).read_bytes()).hexdigest() for p in paths}
 
 
+# ------------------------------------------------------------------------------ the playground's controls
+
+_WIDGET = ".jp-OutputArea-output .jupyter-widgets"
+
+
+def _labelled(page: Any, kind: str, label: str) -> Any:
+    """The first widget of `kind` (a class: widget-dropdown, widget-hslider, widget-text) whose label is `label`."""
+    return page.locator(f"{_WIDGET}.{kind}", has=page.locator("label", has_text=re.compile(f"^{re.escape(label)}$"))
+                        ).first
+
+
+def _set_readout(page: Any, label: str, value: str) -> None:
+    """Type a value into a slider's readout (what a learner does for an exact LR) and commit it with Enter."""
+    readout = _labelled(page, "widget-hslider", label).locator(".widget-readout")
+    readout.click(click_count=3)  # selects its text
+    page.keyboard.insert_text(value)
+    page.keyboard.press("Enter")
+
+
+def _set_text(page: Any, label: str, value: int) -> None:
+    box = _labelled(page, "widget-text", label).locator("input")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def _train_and_wait(page: Any, status: Any, pattern: str, stop: bool = False) -> str:
+    """Press Train (and Stop as soon as it is enabled), wait until the status line matches `pattern`."""
+    buttons = page.locator(f"{_WIDGET} button.jupyter-button")
+    buttons.filter(has_text=re.compile(r"^\s*Train\s*$")).click()
+    if stop:
+        buttons.filter(has_text=re.compile(r"^\s*Stop\s*$")).click()  # waits until it is enabled
+    page.wait_for_function("([el, pattern]) => new RegExp(pattern).test(el.textContent)",
+                           arg=[status.element_handle(), pattern], timeout=TRAIN_S * 1000, polling=250)
+    return status.text_content()
+
+
+def _scratch(page: Any, code: str) -> str:
+    """Run one line in a new cell at the end of the notebook (never saved: autosave is off) and return its
+    output: what the kernel's playground holds, e.g. the texts of the figure the page shows."""
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    cells.last.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")  # a new code cell below, selected
+    page.keyboard.press("Enter")
+    page.keyboard.insert_text(code)  # no auto-closed brackets
+    cell = page.locator(".jp-Notebook .jp-CodeCell.jp-mod-active")
+    page.keyboard.press("Control+Enter")  # run it in place
+    page.wait_for_function("cell => /^\\[\\d+\\]:$/.test(cell.querySelector('.jp-InputPrompt').textContent.trim())",
+                           arg=cell.element_handle(), timeout=30_000, polling=250)
+    return cell.locator(".jp-OutputArea-output").all_text_contents()[0]
+
+
+_FIGURE = ("print(*(t.get_text() for t in pg.figure.legends[0].get_texts()), sep='\\n'); "
+           "print('GRAD:', pg._axes[1].get_title()); print('RES:', pg._axes[2].get_title(), "
+           "*(t.get_text() for t in pg._axes[2].texts))")
+
+
+def _legend(page: Any) -> list[str]:
+    return [line for line in _scratch(page, _FIGURE).splitlines() if line.startswith("#")]
+
+
+def _playground_as_a_learner(page: Any) -> None:
+    """Issue 20's items 1-5, in the page of notebook 04 after "Run All" and a Train run."""
+    status = page.locator(".jp-OutputArea-output .minigpt-status").first
+    placement = _labelled(page, "widget-dropdown", "placement").locator("select")
+    lr_readout = _labelled(page, "widget-hslider", "peak LR").locator(".widget-readout")
+    warmup = _labelled(page, "widget-text", "warmup").locator("input")
+    norm = _labelled(page, "widget-dropdown", "norm").locator("select")
+    boxes = page.locator(f"{_WIDGET}.widget-checkbox input[type=checkbox]")
+
+    # 1. an nGPT preset sets nGPT's LR (8e-3 in cpu-tiny's sweep, not pre-LN's 4e-3) and no warmup; the boxes are
+    # unticked and greyed out, the norm box says none, and the title says what nGPT normalizes instead
+    placement.select_option(label="ngpt-lerp")
+    page.wait_for_function("el => el.textContent.trim() === '8.0e-03'", arg=lr_readout.element_handle(),
+                           timeout=10_000)
+    assert warmup.input_value() == "0"
+    assert boxes.count() == 9
+    assert all(boxes.nth(i).is_disabled() and not boxes.nth(i).is_checked() for i in range(9))
+    assert norm.is_disabled() and norm.locator("option:checked").text_content().startswith("none")
+    assert page.locator(f"{_WIDGET}.widget-html", has_text="unit sphere").count() == 1
+    assert "ngpt-lerp: peak LR 8.0e-03, warmup 0" in status.text_content()
+    _labelled(page, "widget-dropdown", "placement").scroll_into_view_if_needed()
+    _screenshot(page, "04_ngpt_preset")
+    placement.select_option(label="pre_ln")
+    page.wait_for_function("el => el.textContent.trim() === '4.0e-03'", arg=lr_readout.element_handle(),
+                           timeout=10_000)
+    assert warmup.input_value() == "20" and not norm.is_disabled() and boxes.nth(0).is_enabled()
+
+    # 2. two runs at close LRs: labels that differ, in the status line and in the figure's legend
+    _set_text(page, "steps", SHORT_STEPS)
+    _set_readout(page, "peak LR", "4.0e-3")
+    first = _train_and_wait(page, status, rf"lr 4.0e-3, warmup 20, {SHORT_STEPS} steps: done, loss \d")
+    _set_readout(page, "peak LR", "4.5e-3")
+    second = _train_and_wait(page, status, rf"lr 4.5e-3, warmup 20, {SHORT_STEPS} steps: done, loss \d")
+    assert re.match(r"#\d+ pre_ln, lr 4.0e-3, ", first) and re.match(r"#\d+ pre_ln, lr 4.5e-3, ", second)
+    legend = _legend(page)
+    assert len(set(legend)) == len(legend) == 3, legend  # the Train run of the test above and these two
+    assert [label.split(",")[1] for label in legend[1:]] == [" lr 4.0e-3", " lr 4.5e-3"], legend
+    page.locator(".jp-OutputArea-output .minigpt-figure").first.scroll_into_view_if_needed()
+    _screenshot(page, "04_close_lrs")
+
+    # 3. no norm at all (untick post-LN's two boxes) at a high LR and no warmup: the run diverges, the figure
+    # says which step its bars show
+    placement.select_option(label="post_ln")
+    page.wait_for_function("el => el.textContent.trim() === '6.0e-03'", arg=lr_readout.element_handle(),
+                           timeout=10_000)  # set last: the boxes are post-LN's now
+    for i in range(9):
+        if boxes.nth(i).is_checked():
+            boxes.nth(i).uncheck()
+    page.wait_for_function("el => el.value === 'custom'", arg=placement.element_handle(), timeout=10_000)
+    _set_text(page, "warmup", 0)
+    _set_readout(page, "peak LR", "0.3")
+    _set_text(page, "steps", TRAIN_STEPS)
+    diverged = _train_and_wait(page, status, r"DIVERGED at step \d+")
+    step = int(re.search(r"DIVERGED at step (\d+)", diverged).group(1))
+    assert "checkpoint" not in diverged, diverged
+    figure = _scratch(page, _FIGURE)
+    grad = re.search(r"GRAD: gradient norm per block \((.*)\)", figure)
+    assert grad and grad.group(1) in ("last finite step", f"step {step}", f"step {step - 1}"), figure
+    page.locator(".jp-OutputArea-output .minigpt-figure").first.scroll_into_view_if_needed()
+    _screenshot(page, "04_diverged")
+    print("figure after the diverged run:", figure, sep="\n")
+
+    # 4. Stop before the first step (a deep model takes a moment to build): nothing kept, no nan shown
+    placement.select_option(label="pre_ln")
+    page.wait_for_function("el => el.textContent.trim() === '4.0e-03'", arg=lr_readout.element_handle(),
+                           timeout=10_000)
+    _set_readout(page, "layers", "12")
+    _set_text(page, "steps", SHORT_STEPS)
+    runs_before = len(_legend(page))
+    stopped = _train_and_wait(page, status, r"stopped|: done, loss", stop=True)
+    assert "stopped before the first step" in stopped and "nan" not in stopped.lower(), stopped
+    assert len(_legend(page)) == runs_before
+    status.scroll_into_view_if_needed()
+    _screenshot(page, "04_stopped_before_step_1")
+
+    # 5. a laptop's width with the file browser open: every control's text fits (nothing cut)
+    page.set_viewport_size({"width": 1024, "height": 900})
+    browser_tab = page.locator(".jp-SideBar .lm-TabBar-tab[data-id='filebrowser']")
+    if "lm-mod-current" not in (browser_tab.get_attribute("class") or ""):
+        browser_tab.click()
+    page.locator("#filebrowser").wait_for(state="visible")
+    _labelled(page, "widget-dropdown", "placement").scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # the layout settles
+    cut = page.evaluate("""() => [...document.querySelectorAll(
+        '.jp-OutputArea-output .widget-readout, .jp-OutputArea-output .widget-checkbox label')]
+        .filter(el => el.scrollWidth > el.clientWidth + 1).map(el => el.textContent)""")
+    assert cut == [], cut
+    _screenshot(page, "04_1024px_file_browser")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
 # ----------------------------------------------------------------------------------------------- tests
 
 
@@ -299,7 +458,7 @@ def test_notebooks_in_jupyterlab(lab: Lab, browser: Any) -> None:
         steps.locator("input").fill(str(TRAIN_STEPS))
         steps.locator("input").press("Enter")
         train.click()
-        finished = re.compile(rf"{TRAIN_STEPS} steps, loss \d+\.\d+ -> \d+\.\d+")
+        finished = re.compile(rf"{TRAIN_STEPS} steps: done, loss \d+\.\d+ -> \d+\.\d+")
         page.wait_for_function("([el, pattern]) => new RegExp(pattern).test(el.textContent)",
                                arg=[status.element_handle(), finished.pattern], timeout=TRAIN_S * 1000, polling=250)
         seen = page.evaluate("() => window.__seen")
@@ -312,6 +471,8 @@ def test_notebooks_in_jupyterlab(lab: Lab, browser: Any) -> None:
         _no_error_outputs(page)
         image.scroll_into_view_if_needed()
         _screenshot(page, "04_playground_after_train")
+        _playground_as_a_learner(page)
+        _no_error_outputs(page)
     page.close()  # without beforeunload: nothing is saved
 
     # -- 03: every plotting cell shows its figure as an image

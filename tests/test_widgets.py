@@ -168,7 +168,8 @@ def test_labels_are_unique_numbered_and_name_what_differs():
     d = pg.run("post_ln", lr=1e-3, warmup=3, seed=2, n_layer=3, norm="rmsnorm", steps=DEFAULT_STEPS // 30)
     assert d.label == f"#4 post_ln, lr 1.0e-3, warmup 3, rmsnorm, L3, seed 2, {DEFAULT_STEPS // 30} steps"
     e = pg.run("pre_ln", lr=4.0e-3, warmup=0, steps=1)
-    assert e.label.endswith(", 1 step") and "1 step:" in e.summary() and "1 steps" not in e.summary()
+    assert e.label.endswith(", 1 step") and e.summary().startswith(e.label + ": done, loss")
+    assert "1 steps" not in e.summary()
     labels = [r.label for r in pg.runs]
     assert len(set(labels)) == len(labels) == 5
     pg._draw(full=True)
@@ -180,6 +181,7 @@ def test_default_steps_seed_and_depth_stay_out_of_the_label():
     pg.steps.value = DEFAULT_STEPS
     run = pg.run("pre_ln", lr=5e-3, warmup=0)
     assert run.label == "#1 pre_ln, lr 5.0e-3, no warmup"
+    assert run.summary().startswith(f"{run.label}: {DEFAULT_STEPS} steps, loss ")
 
 
 def test_colours_are_never_shared_while_shown_and_the_legend_sits_below_the_plots():

@@ -110,8 +110,8 @@ class PlaygroundRun:
             end = f"DIVERGED at step {self.diverged_step}"
         elif self.stopped:
             end = f"stopped at step {self.step}" if self.step else "stopped before the first step, nothing trained"
-        else:
-            end = _plural(self.step, "step")
+        else:  # the label names the steps unless they are the default
+            end = _plural(self.step, "step") if self.steps == DEFAULT_STEPS else "done"
         parts = [end]
         if self.losses:
             parts.append(f"loss {self.initial_loss:.3f} -> {self.final_loss:.3f}")
