@@ -342,19 +342,25 @@ def _playground_as_a_learner(page: Any) -> None:
 
     # 1. an nGPT preset sets nGPT's LR (8e-3 in cpu-tiny's sweep, not pre-LN's 4e-3) and no warmup; the boxes are
     # unticked and greyed out, the norm box says none, and the title says what nGPT normalizes instead
+    from minigpt.config import get_preset
+    from minigpt.playground.controls import lr_text
+
+    lrs = get_preset("cpu-tiny").lr  # the kernel's playground on a CPU: cpu-tiny
     placement.select_option(label="ngpt-lerp")
-    page.wait_for_function("el => el.textContent.trim() === '8.0e-03'", arg=lr_readout.element_handle(),
-                           timeout=10_000)
+    page.wait_for_function("([el, text]) => el.textContent.trim() === text", timeout=10_000,
+                           arg=[lr_readout.element_handle(), lr_text(lrs["ngpt"], 2)])
+    # the kernel holds the preset's LR exactly (the slider did not snap it to its grid)
+    assert _scratch(page, "print(repr(pg.lr_slider.value), pg.warmup.value)").split() == [repr(lrs["ngpt"]), "0"]
     assert warmup.input_value() == "0"
     assert boxes.count() == 9
     assert all(boxes.nth(i).is_disabled() and not boxes.nth(i).is_checked() for i in range(9))
     assert norm.is_disabled() and norm.locator("option:checked").text_content().startswith("none")
     assert page.locator(f"{_WIDGET}.widget-html", has_text="unit sphere").count() == 1
-    assert "ngpt-lerp: peak LR 8.0e-03, warmup 0" in status.text_content()
+    assert f"ngpt-lerp: peak LR {lr_text(lrs['ngpt'], 2)}, warmup 0" in status.text_content()
     _labelled(page, "widget-dropdown", "placement").scroll_into_view_if_needed()
     _screenshot(page, "04_ngpt_preset")
     placement.select_option(label="pre_ln")
-    page.wait_for_function("el => el.textContent.trim() === '4.0e-03'", arg=lr_readout.element_handle(),
+    page.wait_for_function("el => el.textContent.trim() === '4.0e-3'", arg=lr_readout.element_handle(),
                            timeout=10_000)
     assert warmup.input_value() == "20" and not norm.is_disabled() and boxes.nth(0).is_enabled()
 
@@ -374,7 +380,7 @@ def _playground_as_a_learner(page: Any) -> None:
     # 3. no norm at all (untick post-LN's two boxes) at a high LR and no warmup: the run diverges, the figure
     # says which step its bars show
     placement.select_option(label="post_ln")
-    page.wait_for_function("el => el.textContent.trim() === '6.0e-03'", arg=lr_readout.element_handle(),
+    page.wait_for_function("el => el.textContent.trim() === '6.0e-3'", arg=lr_readout.element_handle(),
                            timeout=10_000)  # set last: the boxes are post-LN's now
     for i in range(9):
         if boxes.nth(i).is_checked():
@@ -395,7 +401,7 @@ def _playground_as_a_learner(page: Any) -> None:
 
     # 4. Stop before the first step (a deep model takes a moment to build): nothing kept, no nan shown
     placement.select_option(label="pre_ln")
-    page.wait_for_function("el => el.textContent.trim() === '4.0e-03'", arg=lr_readout.element_handle(),
+    page.wait_for_function("el => el.textContent.trim() === '4.0e-3'", arg=lr_readout.element_handle(),
                            timeout=10_000)
     _set_readout(page, "layers", "12")
     _set_text(page, "steps", SHORT_STEPS)

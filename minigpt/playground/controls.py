@@ -65,6 +65,21 @@ DEFAULT_STEPS = 150
 CPU_DEFAULTS: dict[str, dict[str, Any]] = {"cpu-tiny": {"batch_size": 4}}
 
 
+def lr_text(lr: float, digits: int) -> str:
+    """The LR with `digits` significant digits and a short exponent: 4.5e-3."""
+    mantissa, exponent = f"{lr:.{digits - 1}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def lr_digits(lr: float, others: list[float]) -> int:
+    """The fewest significant digits (at least 2) at which `lr` reads differently from every other LR in
+    `others` (equal LRs excepted): 4.0e-3 and 4.5e-3 need 2, 4.0e-3 and 4.04e-3 need 3."""
+    digits = 2
+    while digits < 12 and any(o != lr and lr_text(o, digits) == lr_text(lr, digits) for o in others):
+        digits += 1
+    return digits
+
+
 FLAGS_TITLE = "<b>norm positions</b> (N = the chosen norm)"
 
 
@@ -86,8 +101,12 @@ class Controls:
         }
         self.norm_dropdown = W.Dropdown(options=list(NORMS), value="layernorm", description="norm", layout=short)
         self.depth = W.IntSlider(value=self.base_n_layer, min=1, max=12, description="layers", layout=short)
-        self.lr_slider = W.FloatLogSlider(value=base_train.lr, base=10, min=-4, max=-0.5, step=0.05,
-                                          description="peak LR", readout_format=".1e", layout=short)
+        # A fine step and no continuous update: the front end snaps a value set here to its step grid and, with
+        # continuous_update, writes the snapped value back (nGPT's 8e-3 became 10^-2.1 = 7.9e-3); so a preset's
+        # LR stays exact, and the readout shows it to within 0.2%.
+        self.lr_slider = W.FloatLogSlider(value=base_train.lr, base=10, min=-4, max=-0.5, step=0.001,
+                                          continuous_update=False, description="peak LR", readout_format=".1e",
+                                          layout=short)
         self.warmup = W.BoundedIntText(value=0, min=0, max=100_000, description="warmup", layout=short)
         self.steps = W.BoundedIntText(value=DEFAULT_STEPS, min=1, max=100_000, description="steps", layout=short)
         self.seed = W.BoundedIntText(value=base_train.seed, min=0, max=2**31 - 1, description="seed", layout=short)
@@ -157,7 +176,7 @@ class Controls:
         self._apply_preset(change["new"])
         name = change["new"]
         if name != "custom" and not self._busy.locked():  # say what changed (a run in progress owns the line)
-            self._set_status(f"{name}: peak LR {self.lr_slider.value:.1e}, warmup {self.warmup.value} "
+            self._set_status(f"{name}: peak LR {lr_text(self.lr_slider.value, 2)}, warmup {self.warmup.value} "
                              f"({self.preset_name}'s values for {display_name(recipe_variant(name))})", "black")
 
     def _on_flag(self, change: dict) -> None:

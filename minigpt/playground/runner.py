@@ -32,7 +32,7 @@ from ..train import (
     resolve_dtype,
     train,
 )
-from .controls import DEFAULT_STEPS, model_runs
+from .controls import DEFAULT_STEPS, lr_digits, lr_text, model_runs
 
 
 @dataclass(eq=False)  # a run is equal only to itself (it holds a model)
@@ -125,21 +125,6 @@ class PlaygroundRun:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def lr_text(lr: float, digits: int) -> str:
-    """The LR with `digits` significant digits and a short exponent: 4.5e-3."""
-    mantissa, exponent = f"{lr:.{digits - 1}e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def lr_digits(lr: float, others: list[float]) -> int:
-    """The fewest significant digits (at least 2) at which `lr` reads differently from every other LR in
-    `others` (equal LRs excepted): 4.0e-3 and 4.5e-3 need 2, 4.0e-3 and 4.04e-3 need 3."""
-    digits = 2
-    while digits < 12 and any(o != lr and lr_text(o, digits) == lr_text(lr, digits) for o in others):
-        digits += 1
-    return digits
 
 
 class PlaygroundBusy(RuntimeError):
