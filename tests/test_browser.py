@@ -372,8 +372,8 @@ def _playground_as_a_learner(page: Any) -> None:
     second = _train_and_wait(page, status, rf"lr 4.5e-3, warmup 20, {SHORT_STEPS} steps: done, loss \d")
     assert re.match(r"#\d+ pre_ln, lr 4.0e-3, ", first) and re.match(r"#\d+ pre_ln, lr 4.5e-3, ", second)
     legend = _legend(page)
-    assert len(set(legend)) == len(legend) == 3, legend  # the Train run of the test above and these two
-    assert [label.split(",")[1] for label in legend[1:]] == [" lr 4.0e-3", " lr 4.5e-3"], legend
+    assert len(set(legend)) == len(legend) >= 6, legend  # the notebook's three, the Train run above, these two
+    assert [label.split(",")[1] for label in legend[-2:]] == [" lr 4.0e-3", " lr 4.5e-3"], legend
     page.locator(".jp-OutputArea-output .minigpt-figure").first.scroll_into_view_if_needed()
     _screenshot(page, "04_close_lrs")
 
