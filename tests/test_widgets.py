@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 import time
 
@@ -221,6 +222,7 @@ def test_stop_before_the_first_step_keeps_nothing(monkeypatch):
     run = pg.run("pre_ln")
     assert run.stopped and run.step == 0 and pg.runs == []
     assert "stopped before the first step" in pg.status.value and "nan" not in pg.status.value.lower()
+    assert "stopped at" not in run.label
     assert "not kept" in pg.status.value and _legend_texts(pg) == ["unigram entropy (token frequencies only)"]
 
 
@@ -274,7 +276,8 @@ def test_stop_button_ends_a_background_run():
     assert pg.last_error is None
     (run,) = pg.runs
     assert run.stopped and not run.diverged and 2 <= run.step < 10_000
-    assert run.label.endswith(f", stopped at {run.step}") and f"stopped at step {run.step}" in pg.status.value
+    assert run.label.endswith(f", stopped at {run.step}") and run.summary().startswith(run.label + ": loss ")
+    assert html.unescape(pg.status.value).count(run.label) == 1
     assert pg.progress.bar_style == "warning" and not pg.train_button.disabled
 
 

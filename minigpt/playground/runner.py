@@ -108,11 +108,11 @@ class PlaygroundRun:
         none to show)."""
         if self.diverged:
             end = f"DIVERGED at step {self.diverged_step}"
-        elif self.stopped:
-            end = f"stopped at step {self.step}" if self.step else "stopped before the first step, nothing trained"
+        elif self.stopped:  # the label of a stopped run says where ("..., stopped at 37")
+            end = "" if self.step else "stopped before the first step, nothing trained"
         else:  # the label names the steps unless they are the default
             end = _plural(self.step, "step") if self.steps == DEFAULT_STEPS else "done"
-        parts = [end]
+        parts = [end] if end else []
         if self.losses:
             parts.append(f"loss {self.initial_loss:.3f} -> {self.final_loss:.3f}")
         if self.step and self.val:
@@ -330,7 +330,7 @@ class Runner:
         if not math.isfinite(run.tokens_per_s):
             run.tokens_per_s = result.tokens_per_s
         run.message = result.message or ("stopped by the user" if run.stopped else "")
-        if run.stopped:
+        if run.stopped and run.step:
             run.label = self._label(run)  # "..., stopped at 37"
         kept = run.step > 0 or run.diverged  # a run stopped before its first step has nothing to show
         if kept:
