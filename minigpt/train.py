@@ -440,10 +440,8 @@ def _finish(result: TrainResult, hist: History, step: int, step_ms: list[float],
 
 
 def _diverged_message(step: int, reason: str, lr: float, result: TrainResult, saving: bool = True) -> str:
-    """Where the divergence happened and what is left; a run without an output folder (the playground, the
-    experiments) writes no checkpoint, so it is not told how to keep one."""
     what = f"training diverged at step {step}: {reason} at lr {lr:.3g}; the update was not applied"
-    if not saving:
+    if not saving:  # no output folder (the playground, the experiments): no checkpoint to point to or to keep
         return what
     if result.checkpoint is not None:
         where = f"the last good checkpoint is {result.checkpoint} (step {result.checkpoint_step})"
