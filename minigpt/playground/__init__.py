@@ -17,6 +17,10 @@ the step instead of the cell raising. That a placement with no norm at all diver
 The figure is one matplotlib `Figure` on the Agg canvas, rendered to PNG into an `ipywidgets.Image`: swapping
 the image is flicker-free, works from the training thread, and needs no ipympl. Between runs the axes are rebuilt
 (a new run adds a colour and a group of bars); during a run only the current run's artists are updated in place.
+Each run gets a number, a label that tells it from every run shown (`Runner._relabel`: the LR to as many digits as
+that takes, and the steps, seed, depth or norm where they differ from the defaults) and a colour that no run shown
+has (`Runner._free_color`); the legend sits below the plots, which it never covers. Choosing a placement sets the
+LR and warmup of the preset's recipe for it (`Controls.recipe`).
 
 nGPT is its own model (no norm layers at all, every vector on the unit sphere; see ngpt.py), so the `ngpt-lerp`
 and `ngpt-slerp` runs of the registry build it through `build_model` and grey out the norm checkboxes; so does
