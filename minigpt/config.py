@@ -25,6 +25,7 @@ NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 POSITIONS = ("learned", "rope")
 NGPT_UPDATES = ("lerp", "slerp")
+INITS = ("gpt2", "fairseq", "xavier")  # init recipes: see layers.GPTBase.init_weights
 TOKENIZERS = ("char", "gpt2")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -93,7 +94,11 @@ class ModelConfig:
     logit_softcap: float = 0.0  # cap logits to (-c, c) with c*tanh(z/c) (Gemma 2); 0 = off
     dropout: float = 0.0  # dropout probability in [0, 1)
     tie_embeddings: bool = True  # share the token embedding with the LM head (ngpt never ties)
-    init_std: float = 0.02  # std of the normal init (GPT-2: 0.02; residual projections get 0.02/sqrt(2 n_layer))
+    # init recipe: gpt2 (N(0, init_std), residual projections init_std/sqrt(2 n_layer)), fairseq (NormFormer's
+    # paper: token embeddings N(0, d^-1/2) times sqrt(d), attention Xavier, FFN torch's default) or xavier
+    # (Xiong et al.: Xavier matrices, unit-scale embeddings); ngpt ignores it (see layers.GPTBase.init_weights)
+    init: str = "gpt2"
+    init_std: float = 0.02  # gpt2 recipe: std of the normal init (GPT-2: 0.02)
     resid_scale: bool = False  # NormFormer's per-dimension lambda_resid on the FFN residual (see normformer.py)
     # nGPT (see ngpt.py for where each constant comes from)
     ngpt_update: str = "lerp"  # nGPT residual update: lerp (the paper's practical form) or slerp (the exact geodesic)
@@ -112,6 +117,7 @@ class ModelConfig:
         _choice("mlp", self.mlp, MLPS)
         _choice("position", self.position, POSITIONS)
         _choice("ngpt_update", self.ngpt_update, NGPT_UPDATES)
+        _choice("init", self.init, INITS)
         for name in ("vocab_size", "pad_vocab_to", "block_size", "n_layer", "n_head", "n_embd"):
             _integer(name, getattr(self, name))
         if self.n_kv_head is not None:
@@ -316,7 +322,8 @@ class Preset:
     def configs(self, variant: str, **overrides: Any) -> tuple[ModelConfig, TrainConfig]:
         """(ModelConfig, TrainConfig) for `variant` with this preset's LR for it, then `overrides`."""
         _choice("variant", variant, VARIANT_NAMES)
-        model = dataclasses.replace(self.model, variant=variant)
+        # the variant's own model recipe (NormFormer: fairseq's init), a class attribute of its model
+        model = dataclasses.replace(self.model, variant=variant, **getattr(VARIANTS[variant], "model_recipe", {}))
         train = dataclasses.replace(self.train, lr=self.lr.get(variant, self.train.lr))
         # the variant's own training recipe (nGPT: no weight decay, no warmup), a class attribute of its model
         train = dataclasses.replace(train, **getattr(VARIANTS[variant], "train_recipe", {}))

@@ -32,12 +32,18 @@ One module per claim: depth.py (1), warmup.py (2), lr_stability.py (3), race.py 
 modern_block.py and stability_bounds.py (6); figures.py makes the README figures and scale.py holds the
 notebooks' CPU scale, which the figures and notebooks/build_notebooks.py both read. Everything public is
 importable from here.
+
+The same claims as curves with seed bands, each at a CI tier (seconds) and a full tier (minutes; committed
+in docs/results/ by `python -m minigpt experiments --tier full`, see tiers.py): speedup_curves.py (nGPT's
+speedup vs budget and vs context), normformer_recipe.py (GPT-2's init vs fairseq's), depth_law.py (Xiong et
+al.'s Theorem 1 across depth, post-LN without warmup).
 """
 
 from __future__ import annotations
 
 from ._common import WEIGHTS
 from .depth import DepthResult, grad_norms_vs_depth, xavier_init_
+from .depth_law import depth_law, loglog_slope
 from .figures import make_figures
 from .hypersphere import HypersphereResult, hypersphere, lerp_slerp_gap
 from .lr_stability import LRStabilityResult, LRSweep, lr_stability
@@ -49,9 +55,13 @@ from .modern_block import (
     norm_flop_share,
     norm_time_share,
 )
+from .normformer_recipe import normformer_recipe
 from .race import ContextPoint, RaceResult, RaceRun, Speedup, race, speedup, speedup_vs_context, steps_to_reach
 from .scale import CPU_SCALE, notebook_scale, notebook_steps
+from .speedup_curves import budget_curve, context_curve
 from .stability_bounds import BOUND_ABLATIONS, BoundsRun, StabilityBoundsResult, stability_bounds
+from .tiers import TIERS
+from .tiers import run as run_tier
 from .warmup import Curve, WarmupResult, warmup_ablation
 
 __all__ = [
@@ -90,4 +100,11 @@ __all__ = [
     "notebook_scale",
     "notebook_steps",
     "make_figures",
+    "budget_curve",
+    "context_curve",
+    "normformer_recipe",
+    "depth_law",
+    "loglog_slope",
+    "TIERS",
+    "run_tier",
 ]

@@ -1,0 +1,179 @@
+"""Figures of the claim-vs-scale curves (`experiments.tiers`), drawn from the JSON records that
+`python -m minigpt experiments` writes, so a notebook draws the committed full-tier curve with the same
+function as its live CI-tier run:
+
+    from minigpt.plot_scale import load_result, plot_result
+    plot_result(load_result("budget"))                       # docs/results/budget.json
+    plot_result({"name": "budget", "data": experiments.tiers.run("budget", "ci")})   # a live run
+
+Each point is the mean over seeds; the band spans min to max and the dots are the seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+from .plot_style import _color, _figure, _name
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "docs" / "results"
+INIT_STYLES = {"gpt2": ":", "fairseq": "-"}
+
+
+def load_result(name: str, folder: str | Path | None = None) -> dict[str, Any]:
+    """The committed record docs/results/<name>.json (or <folder>/<name>.json)."""
+    path = Path(folder or RESULTS_DIR) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no result {path}; run `python -m minigpt experiments --tier full --only {name}`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line: which tier, the command that produced the record, how long it took, where and at which
+    commit."""
+    m = record.get("machine", {})
+    tier, cmd = record.get("tier", "live"), record.get("command", "live run")
+    return (f"{tier} tier: `{cmd}` ({record.get('seconds', 0):.0f} s "
+            f"on {m.get('cpu', '?')} x{m.get('cores', '?')}, torch {m.get('torch', '?')}, "
+            f"commit {record.get('commit', '?')[:10]}, {record.get('date', '')})")
+
+
+def _plain_ticks(ax: Any, axis: str = "x") -> None:
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    a.set_minor_formatter(NullFormatter())
+
+
+def _band(ax: Any, xs: Sequence[float], bands: Sequence[dict[str, Any]], color: str | None, label: str,
+          ls: str = "-") -> None:
+    """Mean line, min-max band and one dot per seed; infinite/NaN seeds (never reached, diverged) skipped."""
+    means = [b["mean"] for b in bands]
+    lo = [min((v for v in b["values"] if math.isfinite(v)), default=math.nan) for b in bands]
+    hi = [max((v for v in b["values"] if math.isfinite(v)), default=math.nan) for b in bands]
+    (line,) = ax.plot(xs, means, marker="o", color=color, ls=ls, label=label)
+    ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    for x, b in zip(xs, bands, strict=True):
+        vals = [v for v in b["values"] if math.isfinite(v)]
+        ax.plot([x] * len(vals), vals, ls="none", marker=".", color=line.get_color(), alpha=0.6)
+
+
+def _speedup_axes(ax: Any, data: dict[str, Any], xlabel: str) -> None:
+    ax.axhline(1.0, color="gray", lw=1, ls="--")
+    ax.set_xscale("log", base=2)
+    _plain_ticks(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"steps-to-target speedup of {_name(data['challenger'])}\nover {_name(data['baseline'])} (x)")
+
+
+def _subtitle(record: dict[str, Any]) -> str:
+    params = record.get("params", {})
+    seeds = params.get("seeds") or params.get("train_seeds") or []
+    shape = params.get("overrides", {})
+    dims = "".join(f" {short}{shape[k]}" for k, short in (("n_embd", "d"), ("block_size", "T"), ("batch_size", "B"))
+                   if k in shape)
+    n = f", {len(seeds)} seed{'s' if len(seeds) > 1 else ''}" if seeds else ""
+    return f"{record.get('tier', 'live')} tier{n}{',' if dims else ''}{dims}"
+
+
+def plot_budget(record: dict[str, Any]) -> Figure:
+    data = record["data"]
+    fig, axes = _figure(width=6.5)
+    ax = axes[0, 0]
+    xs = [p["budget"] for p in data["points"]]
+    _band(ax, xs, [p["speedup"] for p in data["points"]], _color(data["challenger"]), "mean (band: min-max)")
+    _speedup_axes(ax, data, "training budget (optimizer steps; cosine schedule to that step)")
+    ax.set_xticks(xs)
+    ax.set_title(f"Speedup vs training budget ({_subtitle(record)})")
+    ax.legend(loc="best")
+    return fig
+
+
+def plot_context(record: dict[str, Any]) -> Figure:
+    data = record["data"]
+    fig, axes = _figure(width=6.5)
+    ax = axes[0, 0]
+    xs = [p["block_size"] for p in data["points"]]
+    _band(ax, xs, [p["speedup"] for p in data["points"]], _color(data["challenger"]), "mean (band: min-max)")
+    _speedup_axes(ax, data, f"context length T ({data['tokens_per_step']} tokens per step)")
+    ax.set_xticks(xs)
+    ax.set_title(f"Speedup vs context, {data['steps']} steps ({_subtitle(record)})")
+    ax.legend(loc="best")
+    return fig
+
+
+def plot_normformer_recipe(record: dict[str, Any]) -> Figure:
+    data = record["data"]
+    fig, axes = _figure(1, 2, width=6.0)
+    ax, ax_lr = axes[0]
+    for key, f in data["final"].items():
+        variant, init = key.split("/")
+        curves = f["curves"]
+        steps = [s for s, _ in curves[0]]
+        mean = [sum(c[i][1] for c in curves) / len(curves) for i in range(len(steps))]
+        lo = [min(c[i][1] for c in curves) for i in range(len(steps))]
+        hi = [max(c[i][1] for c in curves) for i in range(len(steps))]
+        (line,) = ax.plot(steps, mean, color=_color(variant), ls=INIT_STYLES.get(init, "-"),
+                          label=f"{_name(variant)}, {init} init: {f['val']['mean']:.3f} ± {f['val']['std']:.3f}")
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel("val loss (nats/char)")
+    ax.set_ylim(top=min(3.4, ax.get_ylim()[1]))
+    ax.set_title(f"At the preset LR ({_subtitle(record)}; mean ± std)")
+    ax.legend(fontsize=8)
+    for key, sw in data["sweep"].items():
+        variant, init = key.split("/")
+        ax_lr.plot(sw["lrs"], sw["val"], marker="o", color=_color(variant), ls=INIT_STYLES.get(init, "-"),
+                   label=f"{_name(variant)}, {init}: best {data['best_lr'][key]:g}")
+    ax_lr.set_xscale("log")
+    _plain_ticks(ax_lr)
+    ax_lr.set_xlabel("peak learning rate")
+    ax_lr.set_ylabel(f"final val loss after {data['steps']} steps")
+    ax_lr.set_title("LR sweep (first seed)")
+    ax_lr.legend(fontsize=8)
+    return fig
+
+
+def plot_depth_law(record: dict[str, Any]) -> Figure:
+    data = record["data"]
+    fig, axes = _figure(1, 2, width=6.0)
+    ax, ax_tr = axes[0]
+    Ls = [g["n_layer"] for g in data["grad"]]
+    _band(ax, Ls, [g["ratio"] for g in data["grad"]], _color("post_ln"), "post-LN / pre-LN, per init")
+    ref = data["ratio_of_means"][0]
+    ax.plot(Ls, [ref * (L / Ls[0]) ** 0.5 for L in Ls], color="gray", ls="--", label="slope 1/2 (Xiong et al. Thm 1)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    _plain_ticks(ax)
+    _plain_ticks(ax, "y")
+    ax.set_xticks(Ls)
+    ax.set_xlabel("depth L (blocks)")
+    ax.set_ylabel("last block's FFN $W_2$ gradient ratio at init")
+    ax.set_title(f"Gradient ratio at Xavier init: fitted slope {data['slope']:.2f}")
+    ax.legend(loc="upper left")
+    arms = {"post_ln, no warmup": ("post_ln", "-"), "pre_ln, no warmup": ("pre_ln", "-")}
+    for label, pts in data["train"].items():
+        variant, ls = arms.get(label, ("post_ln", "--"))
+        _band(ax_tr, [p["n_layer"] for p in pts], [p["val"] for p in pts], _color(variant), label, ls)
+    ax_tr.set_xscale("log", base=2)
+    _plain_ticks(ax_tr)
+    ax_tr.set_xticks(Ls)
+    ax_tr.set_xlabel("depth L (blocks)")
+    ax_tr.set_ylabel(f"final val loss after {data['steps']} steps")
+    ax_tr.set_title(f"Training from Xavier init ({_subtitle(record)})")
+    ax_tr.legend(fontsize=8)
+    return fig
+
+
+PLOTS = {"budget": plot_budget, "context": plot_context, "normformer_recipe": plot_normformer_recipe,
+         "depth_law": plot_depth_law}
+
+
+def plot_result(record: dict[str, Any]) -> Figure:
+    """The figure of a record (`load_result` or {"name": ..., "data": experiments.tiers.run(...)})."""
+    return PLOTS[record["name"]](record)
