@@ -49,7 +49,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "mlp": C.MLPS,
     "position": C.POSITIONS,
     "ngpt_update": C.NGPT_UPDATES,
-    "init": C.INITS,
     "tokenizer": C.TOKENIZERS,
     "device": C.DEVICES,
     "dtype": C.DTYPES,
@@ -202,9 +201,7 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     p_cmp.add_argument("--variants", nargs="+", default=None, metavar="RUN",
                        help=f"runs to compare (default: all): {', '.join(RUNS)}")
     p_cmp.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/<timestamp>)")
-    p_cmp.add_argument("--seeds", type=_field_parser("seeds", int)[0], default=2, metavar="N",
-                       help="seeds per run (seed, seed+1, ...): the table shows means and the seed range, the "
-                            "report which differences are within seed noise (default 2)")
+    p_cmp.add_argument("--seeds", type=_field_parser("seeds", int)[0], default=2, metavar="N", help="seeds per run")
     p_cmp.add_argument("--overwrite", action="store_true", help="replace runs already in OUT")
     _add_field_options(p_cmp, skip=reserved_fields())
 
@@ -244,15 +241,9 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     p_fig.add_argument("--preset", default=None, choices=list(C.PRESETS),
                        help="preset (default: gpu-small on CUDA, else cpu-tiny)")
     p_fig.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the science")
-    from .experiments.tiers import add_arguments
-
-    p_exp = sub.add_parser(
-        "experiments", help="the claim-vs-scale curves with seed bands; writes docs/results/<name>.json + .png",
-        description="nGPT's speedup vs budget and vs context, NormFormer's recipe, the depth law: each at a ci "
-                    "tier (seconds) or a full tier (minutes; the committed curves in docs/results/).")
-    add_arguments(p_exp)
+    from .experiments.tiers import add_parser
     return parser, {"train": p_train, "compare": p_cmp, "sample": p_sample, "figures": p_fig, "prepare": p_prep,
-                    "experiments": p_exp}
+                    "experiments": add_parser(sub)}
 
 
 def _is_negative_number(tok: str) -> bool:
@@ -435,9 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return prepare_main(ns, _command_line(argv))
         if ns.command == "experiments":
-            from .experiments.tiers import command
-
-            return command(ns, _command_line(argv))
+            return ns.run(ns, _command_line(argv))  # experiments.tiers.command
         return cmd_presets()
     except (CLIError, ConfigError, DataError, CheckpointError, ModelInputError) as e:
         if debug:

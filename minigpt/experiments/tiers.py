@@ -139,6 +139,17 @@ def write_figure(json_path: Path) -> Path:
     return png
 
 
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """`python -m minigpt experiments`, as a subcommand of the CLI's parser (`sub`: its subparsers)."""
+    p = sub.add_parser(
+        "experiments", help="the claim-vs-scale curves with seed bands; writes docs/results/<name>.json + .png",
+        description="nGPT's speedup vs budget and vs context, NormFormer's recipe, the depth law: each at a ci "
+                    "tier (seconds) or a full tier (minutes; the committed curves in docs/results/).")
+    add_arguments(p)
+    p.set_defaults(run=command)
+    return p
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `python -m minigpt experiments`."""
     p.add_argument("--tier", choices=("ci", "full"), default="ci",
