@@ -131,6 +131,7 @@ def plot_normformer_recipe(record: dict[str, Any]) -> Figure:
         ax_lr.plot(sw["lrs"], sw["val"], marker="o", color=_color(variant), ls=INIT_STYLES.get(init, "-"),
                    label=f"{_name(variant)}, {init}: best {data['best_lr'][key]:g}")
     ax_lr.set_xscale("log")
+    ax_lr.set_xticks(next(iter(data["sweep"].values()))["lrs"])
     _plain_ticks(ax_lr)
     ax_lr.set_xlabel("peak learning rate")
     ax_lr.set_ylabel(f"final val loss after {data['steps']} steps")
@@ -152,11 +153,12 @@ def plot_depth_law(record: dict[str, Any]) -> Figure:
     _plain_ticks(ax)
     _plain_ticks(ax, "y")
     ax.set_xticks(Ls)
+    ax.set_yticks([round(r, 2) for r in data["ratio_of_means"]])
     ax.set_xlabel("depth L (blocks)")
     ax.set_ylabel("last block's FFN $W_2$ gradient ratio at init")
     ax.set_title(f"Gradient ratio at Xavier init: fitted slope {data['slope']:.2f}")
     ax.legend(loc="upper left")
-    arms = {"post_ln, no warmup": ("post_ln", "-"), "pre_ln, no warmup": ("pre_ln", "-")}
+    arms = {"post_ln, no warmup": ("post_ln", "-"), "pre_ln, no warmup": ("pre_ln", "-")}  # else: post-LN, warmup
     for label, pts in data["train"].items():
         variant, ls = arms.get(label, ("post_ln", "--"))
         _band(ax_tr, [p["n_layer"] for p in pts], [p["val"] for p in pts], _color(variant), label, ls)
