@@ -545,33 +545,6 @@ NB01 = [
     throw it onto the plateau of a model that predicts only letter frequencies. With a short warmup the same
     model gets past it and trains. Pre-LN ends at about the same loss either way. Post-LN's usable LR range
     is narrower as well; notebook 05 measures it directly.
-
-    ## Summary
-
-    | claim (Xiong et al. 2020) | at this scale |
-    |---|---|
-    | post-LN's gradient grows toward the output at init | yes with Xavier init; not with GPT-2's 0.02 init |
-    | post-LN's last-layer gradient ≈ $\sqrt{L}$ × pre-LN's | yes |
-    | pre-LN's gradient is level across layers | **no**: its early layers get larger gradients |
-    | pre-LN's residual stream grows with depth, post-LN's is pinned | yes |
-    | post-LN needs warmup, pre-LN does not | yes |
-
-    ## Check yourself
-
-    A LayerNorm (no gain, no bias) reads a vector of $d = 64$ coordinates whose standard deviation is
-    $\sigma = 2$. **Before running the next cell, write down** (a) the rank of its Jacobian
-    $\partial \hat x / \partial x$ and (b) the largest factor by which it can multiply a gradient passing
-    back through it. Then: (c) if the stream feeding it grows by a factor 10, what happens to (b)?
-    '''),
-    code('''
-    x = 2.0 * torch.randn(64, dtype=torch.float64)
-    x = (x - x.mean()) / x.std(unbiased=False) * 2.0 + 0.5  # sigma exactly 2
-    J = torch.autograd.functional.jacobian(layernorm, x)
-    rank, largest = torch.linalg.matrix_rank(J).item(), torch.linalg.matrix_norm(J, ord=2).item()
-    largest_10x = torch.linalg.matrix_norm(torch.autograd.functional.jacobian(layernorm, 10 * x), ord=2).item()
-    print(f"rank {rank}, largest factor {largest:.4f}, after the stream grows 10x: {largest_10x:.4f}")
-    # (a) d - 2: the directions 1 and x_hat are lost; (b) 1/sigma; (c) ten times smaller
-    assert rank == 64 - 2 and abs(largest - 1 / 2) < 1e-9 and abs(largest_10x - 1 / 20) < 1e-9
     '''),
     md(r'''
     ## 5. The depth law, and post-LN without warmup as depth grows
@@ -598,6 +571,34 @@ NB01 = [
         print(f"{arm:<22}", "  ".join(f"L={p['n_layer']}: {p['val']['mean']:.3f}" for p in pts))
     assert 0.35 < full["data"]["slope"] < 0.65  # the ratio grows as sqrt(L)
     plot_result(full)
+    '''),
+    md(r'''
+    ## Summary
+
+    | claim (Xiong et al. 2020) | at this scale |
+    |---|---|
+    | post-LN's gradient grows toward the output at init | yes with Xavier init; not with GPT-2's 0.02 init |
+    | post-LN's last-layer gradient ≈ $\sqrt{L}$ × pre-LN's | yes |
+    | pre-LN's gradient is level across layers | **no**: its early layers get larger gradients |
+    | pre-LN's residual stream grows with depth, post-LN's is pinned | yes |
+    | post-LN needs warmup, pre-LN does not | yes |
+
+    ## Check yourself
+
+    A LayerNorm (no gain, no bias) reads a vector of $d = 64$ coordinates whose standard deviation is
+    $\sigma = 2$. **Before running the next cell, write down** (a) the rank of its Jacobian
+    $\partial \hat x / \partial x$ and (b) the largest factor by which it can multiply a gradient passing
+    back through it. Then: (c) if the stream feeding it grows by a factor 10, what happens to (b)?
+    '''),
+    code('''
+    x = 2.0 * torch.randn(64, dtype=torch.float64)
+    x = (x - x.mean()) / x.std(unbiased=False) * 2.0 + 0.5  # sigma exactly 2
+    J = torch.autograd.functional.jacobian(layernorm, x)
+    rank, largest = torch.linalg.matrix_rank(J).item(), torch.linalg.matrix_norm(J, ord=2).item()
+    largest_10x = torch.linalg.matrix_norm(torch.autograd.functional.jacobian(layernorm, 10 * x), ord=2).item()
+    print(f"rank {rank}, largest factor {largest:.4f}, after the stream grows 10x: {largest_10x:.4f}")
+    # (a) d - 2: the directions 1 and x_hat are lost; (b) 1/sigma; (c) ten times smaller
+    assert rank == 64 - 2 and abs(largest - 1 / 2) < 1e-9 and abs(largest_10x - 1 / 20) < 1e-9
     '''),
 ]
 
@@ -755,19 +756,6 @@ NB02 = [
     md(r'''
     NormFormer's other claim, that it tolerates a higher learning rate than pre-LN, is tested in notebook 05
     (the LR stability test), with the race of all four variants at equal budget.
-
-    ## Check yourself
-
-    The presets use norms without biases (a gain vector only) and `resid_scale=False`. **Before running the
-    next cell, write down how many parameters NormFormer adds to each block**, in terms of $d$ (`n_embd`),
-    $d_{ff}$ (`mlp_hidden`) and $n_{head}$, and then the total for this preset's model.
-    '''),
-    code('''
-    c = base_cfg
-    per_block = c.n_embd + c.mlp_hidden + c.n_head  # N_attn's gain, N_ffn's gain, one gamma per head
-    print(f"d = {c.n_embd}, d_ff = {c.mlp_hidden}, n_head = {c.n_head}, {c.n_layer} blocks: "
-          f"{per_block} per block, {c.n_layer * per_block} in all")
-    assert params["normformer"] - params["pre_ln"] == c.n_layer * per_block
     '''),
     md(r'''
     ## The recipe: GPT-2's init or fairseq's
@@ -813,6 +801,20 @@ NB02 = [
     for init, sp in full["data"]["speedup"].items():
         print(f"NormFormer over pre-LN, {init} recipe: {sp['band']['mean']:.2f}x ± {sp['band']['std']:.2f}")
     plot_result(full)
+    '''),
+    md(r'''
+    ## Check yourself
+
+    The presets use norms without biases (a gain vector only) and `resid_scale=False`. **Before running the
+    next cell, write down how many parameters NormFormer adds to each block**, in terms of $d$ (`n_embd`),
+    $d_{ff}$ (`mlp_hidden`) and $n_{head}$, and then the total for this preset's model.
+    '''),
+    code('''
+    c = base_cfg
+    per_block = c.n_embd + c.mlp_hidden + c.n_head  # N_attn's gain, N_ffn's gain, one gamma per head
+    print(f"d = {c.n_embd}, d_ff = {c.mlp_hidden}, n_head = {c.n_head}, {c.n_layer} blocks: "
+          f"{per_block} per block, {c.n_layer * per_block} in all")
+    assert params["normformer"] - params["pre_ln"] == c.n_layer * per_block
     '''),
 ]
 
@@ -1336,21 +1338,6 @@ NB05 = [
     (and the lowest losses printed above) before taking that as a reproduction: along this fast ramp a
     variant that learns more slowly also climbs later. nGPT, which the paper trains at a higher LR than its
     baseline, is compared by its "best LR" as well as by where it gives out.
-
-    ## Check yourself
-
-    A baseline's validation loss is 3.0 at step 100, 2.4 at step 200 and 2.0 at step 300 (its final loss);
-    a challenger's is 2.5 at step 100 and 2.0 at step 200. **Before running the next cell, compute the
-    steps-to-target speedup of the challenger over the baseline** (target: the baseline's final loss), and
-    the step at which the baseline first reaches 2.7.
-    '''),
-    code('''
-    base = E.RaceRun("base", "pre_ln", 1e-3, 0, [(100, 3.0), (200, 2.4), (300, 2.0)], [], 1.0)
-    challenger = E.RaceRun("challenger", "ngpt", 1e-3, 0, [(100, 2.5), (200, 2.0)], [], 1.0)
-    sp_check = E.speedup(base, challenger)
-    print(f"speedup {sp_check.factor:.2f}x;  the baseline reaches 2.7 at step {E.steps_to_reach(base.val, 2.7):.0f}")
-    # 300 / 200 = 1.5x; 2.7 lies halfway between 3.0 (step 100) and 2.4 (step 200): step 150
-    assert abs(sp_check.factor - 1.5) < 1e-9 and abs(E.steps_to_reach(base.val, 2.7) - 150) < 1e-9
     '''),
     md(r'''
     ## 5. Where the speedup appears: budget and context, with seeds
@@ -1385,6 +1372,22 @@ NB05 = [
         s = p["speedup"]
         print(f"T = {p['block_size']:>4}, batch {p['batch_size']:>3}: speedup {s['mean']:.2f}x ± {s['std']:.2f}")
     plot_result(context)
+    '''),
+    md(r'''
+    ## Check yourself
+
+    A baseline's validation loss is 3.0 at step 100, 2.4 at step 200 and 2.0 at step 300 (its final loss);
+    a challenger's is 2.5 at step 100 and 2.0 at step 200. **Before running the next cell, compute the
+    steps-to-target speedup of the challenger over the baseline** (target: the baseline's final loss), and
+    the step at which the baseline first reaches 2.7.
+    '''),
+    code('''
+    base = E.RaceRun("base", "pre_ln", 1e-3, 0, [(100, 3.0), (200, 2.4), (300, 2.0)], [], 1.0)
+    challenger = E.RaceRun("challenger", "ngpt", 1e-3, 0, [(100, 2.5), (200, 2.0)], [], 1.0)
+    sp_check = E.speedup(base, challenger)
+    print(f"speedup {sp_check.factor:.2f}x;  the baseline reaches 2.7 at step {E.steps_to_reach(base.val, 2.7):.0f}")
+    # 300 / 200 = 1.5x; 2.7 lies halfway between 3.0 (step 100) and 2.4 (step 200): step 150
+    assert abs(sp_check.factor - 1.5) < 1e-9 and abs(E.steps_to_reach(base.val, 2.7) - 150) < 1e-9
     '''),
 ]
 
