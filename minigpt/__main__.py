@@ -1,4 +1,4 @@
-"""Command line: ``python -m minigpt {train,compare,sample,prepare,presets}`` (also installed as ``minigpt``).
+"""Command line: ``python -m minigpt {train,compare,sample,prepare,experiments,presets}`` (also ``minigpt``).
 
     python -m minigpt compare                       # every variant, default preset: table + report
     python -m minigpt train --variant ngpt --preset cpu-small --steps 500 --out runs/x
@@ -174,8 +174,7 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     p_train.add_argument("--preset", default=None, metavar="NAME",
                          help=f"starting configuration, one of {', '.join(C.PRESETS)} "
                               f"(default: {default_preset})")
-    p_train.add_argument("--out", default=None, metavar="DIR",
-                         help="run folder (default: runs/<timestamp>-<variant>)")
+    p_train.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/<timestamp>-<variant>)")
     p_train.add_argument("--resume", action="store_true",
                          help="continue OUT/ckpt.pt up to --steps (exact: same data order and RNG states)")
     p_train.add_argument("--overwrite", action="store_true",
@@ -311,8 +310,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         out = Path("runs") / f"{stamp}-{variant}"
     else:
         out = Path(ns.out)
-    r = train(model_cfg, train_cfg, out, resume=ns.resume, stop_at=ns.stop_at, overwrite=ns.overwrite,
-              label=variant)
+    r = train(model_cfg, train_cfg, out, resume=ns.resume, stop_at=ns.stop_at, overwrite=ns.overwrite, label=variant)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 reports for all (the ranks end identical)
         return 1 if r.diverged else 0
     if r.diverged:
@@ -365,8 +363,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
         raise ModelInputError("the prompt encodes to no tokens; give at least one character")
     gen = torch.Generator(device=device).manual_seed(ns.seed)
     idx = torch.tensor([ids], dtype=torch.long, device=device)
-    out = model.generate(idx, ns.max_new_tokens, temperature=ns.temperature, top_k=ns.top_k or None,
-                         generator=gen)
+    out = model.generate(idx, ns.max_new_tokens, temperature=ns.temperature, top_k=ns.top_k or None, generator=gen)
     print(tok.decode(out[0].tolist()))
     return 0
 
@@ -425,9 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .prepare import prepare_main
 
             return prepare_main(ns, _command_line(argv))
-        if ns.command == "experiments":
-            return ns.run(ns, _command_line(argv))  # experiments.tiers.command
-        return cmd_presets()
+        return ns.run(ns, _command_line(argv)) if ns.command == "experiments" else cmd_presets()  # tiers.command
     except (CLIError, ConfigError, DataError, CheckpointError, ModelInputError) as e:
         if debug:
             raise
