@@ -34,6 +34,16 @@ def load_result(name: str, folder: str | Path | None = None) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def describe(record: dict[str, Any]) -> str:
+    """One line: which tier, the command that produced the record, how long it took, where and at which
+    commit."""
+    m = record.get("machine", {})
+    tier, cmd = record.get("tier", "live"), record.get("command", "live run")
+    return (f"{tier} tier: `{cmd}` ({record.get('seconds', 0):.0f} s "
+            f"on {m.get('cpu', '?')} x{m.get('cores', '?')}, torch {m.get('torch', '?')}, "
+            f"commit {record.get('commit', '?')[:10]}, {record.get('date', '')})")
+
+
 def _plain_ticks(ax: Any, axis: str = "x") -> None:
     a = ax.xaxis if axis == "x" else ax.yaxis
     a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -64,7 +74,11 @@ def _speedup_axes(ax: Any, data: dict[str, Any], xlabel: str) -> None:
 def _subtitle(record: dict[str, Any]) -> str:
     params = record.get("params", {})
     seeds = params.get("seeds") or params.get("train_seeds") or []
-    return f"{record.get('tier', 'live')} tier, {len(seeds)} seeds" if seeds else record.get("tier", "live")
+    shape = params.get("overrides", {})
+    dims = "".join(f" {short}{shape[k]}" for k, short in (("n_embd", "d"), ("block_size", "T"), ("batch_size", "B"))
+                   if k in shape)
+    n = f", {len(seeds)} seed{'s' if len(seeds) > 1 else ''}" if seeds else ""
+    return f"{record.get('tier', 'live')} tier{n}{',' if dims else ''}{dims}"
 
 
 def plot_budget(record: dict[str, Any]) -> Figure:

@@ -336,6 +336,31 @@ NB01 = [
     | pre-LN's gradient is level across layers | **no**: its early layers get larger gradients |
     | pre-LN's residual stream grows with depth, post-LN's is pinned | yes |
     | post-LN needs warmup, pre-LN does not | yes |
+    '''),    md(r'''
+    ## 5. The depth law, and post-LN without warmup as depth grows
+
+    Theorem 1 is a statement about depth: post-LN's last-layer gradient over pre-LN's grows as $\sqrt{L}$,
+    a slope of 1/2 on log-log axes. `scale_curves.depth_law` measures that ratio at Xavier init for several
+    depths (averaged over inits) and fits the slope, then trains post-LN without warmup, post-LN with warmup
+    and pre-LN without warmup at each depth. Below: the CI tier live (seconds, tiny models), then the full
+    tier committed in `docs/results/depth_law.json` (the command that made it is printed).
+    '''),
+    code('''
+    from minigpt import scale_curves as S
+    from minigpt.scale_plots import describe, load_result, plot_result
+
+    live = {"name": "depth_law", "tier": "ci", "params": S.TIERS["depth_law"]["ci"], "data": S.run("depth_law", "ci")}
+    print(f"live CI tier: fitted slope {live['data']['slope']:.2f} over depths {S.TIERS['depth_law']['ci']['depths']}")
+    plot_result(live)
+    '''),
+    code('''
+    full = load_result("depth_law")
+    print(describe(full))
+    print(f"post-LN / pre-LN last-layer gradient, fitted slope {full['data']['slope']:.2f} (Theorem 1: 0.5)")
+    for arm, pts in full["data"]["train"].items():
+        print(f"{arm:<22}", "  ".join(f"L={p['n_layer']}: {p['val']['mean']:.3f}" for p in pts))
+    assert 0.35 < full["data"]["slope"] < 0.65  # the ratio grows as sqrt(L)
+    plot_result(full)
     '''),
 ]
 
@@ -430,6 +455,50 @@ NB02 = [
     md(r'''
     NormFormer's other claim, that it tolerates a higher learning rate than pre-LN, is tested in notebook 05
     (the LR stability test), with the race of all four variants at equal budget.
+    '''),    md(r'''
+    ## The recipe: GPT-2's init or fairseq's
+
+    The paper trained NormFormer in fairseq's `transformer_lm`, whose token embeddings are initialized
+    $\mathcal N(0, d^{-1/2})$ and multiplied by $\sqrt{d}$: the residual stream starts at unit scale per
+    element. minigpt's default is GPT-2's init, embeddings $\mathcal N(0, 0.02^2)$. A norm on a branch's
+    output fixes the branch's scale, so the stream's scale decides what that branch drowns: on GPT-2's
+    0.02-scale stream, $N_{attn}$'s unit-scale output dwarfs the token embedding from the first block on.
+    `ModelConfig.init` chooses the recipe (`"gpt2"`, `"fairseq"`, `"xavier"`).
+    '''),
+    code('''
+    from minigpt import scale_curves as S
+    from minigpt.scale_plots import describe, load_result, plot_result
+
+    for init in ("gpt2", "fairseq"):
+        cfg = dataclasses.replace(base_cfg, variant="normformer", init=init)
+        torch.manual_seed(0)
+        m = build_model(cfg)
+        blk = m.blocks[0]
+        with torch.no_grad():
+            x = m.embed(torch.randint(0, cfg.vocab_size, (4, cfg.block_size)))
+            out = blk.post_attn_norm(blk.attn(blk.ln_1(x)))
+        print(f"{init:>8} init: token embedding norm {x.norm(dim=-1).mean():.2f}, "
+              f"N_attn output norm {out.norm(dim=-1).mean():.2f}")
+    '''),
+    md(r'''
+    `scale_curves.normformer_recipe` trains pre-LN and NormFormer with each recipe at equal budgets over
+    several seeds, and sweeps the LR. The CI tier live (tiny models, seconds), then the committed full tier.
+    '''),
+    code('''
+    live = {"name": "normformer_recipe", "tier": "ci", "params": S.TIERS["normformer_recipe"]["ci"],
+            "data": S.run("normformer_recipe", "ci")}
+    plot_result(live)
+    '''),
+    code('''
+    full = load_result("normformer_recipe")
+    print(describe(full))
+    fin = full["data"]["final"]
+    for key, f in fin.items():
+        print(f"{key:<18} val {f['val']['mean']:.3f} ± {f['val']['std']:.3f} (seeds {len(f['val']['values'])}), "
+              f"best LR of the sweep {full['data']['best_lr'][key]:g}")
+    for init, sp in full["data"]["speedup"].items():
+        print(f"NormFormer over pre-LN, {init} recipe: {sp['band']['mean']:.2f}x ± {sp['band']['std']:.2f}")
+    plot_result(full)
     '''),
 ]
 
@@ -718,6 +787,38 @@ NB05 = [
     end at about the same loss. What is clean is that it does not blow up where pre-LN's loss turns up.
     nGPT, which the paper trains at a higher LR than its baseline, gives out about where pre-LN does here,
     but reaches its lowest loss at a higher LR (the "best LR" column).
+    '''),    md(r'''
+    ## 5. Where the speedup appears: budget and context, with seeds
+
+    One short race says nothing about where a claim crosses 1. `scale_curves` repeats the race over
+    training budgets and context lengths, three seeds per point. The CI tier live (tiny models, seconds),
+    then the full tier committed in `docs/results/` (the command that made each is printed).
+    '''),
+    code('''
+    from minigpt import scale_curves as S
+    from minigpt.scale_plots import describe, load_result, plot_result
+
+    live = {"name": "budget", "tier": "ci", "params": S.TIERS["budget"]["ci"], "data": S.run("budget", "ci")}
+    plot_result(live)
+    '''),
+    code('''
+    budget = load_result("budget")
+    print(describe(budget))
+    for p in budget["data"]["points"]:
+        s = p["speedup"]
+        seeds = ", ".join(f"{v:.2f}" for v in s["values"])
+        print(f"{p['budget']:>5} steps: speedup {s['mean']:.2f}x ± {s['std']:.2f} (seeds: {seeds})")
+    first, last = budget["data"]["points"][0]["speedup"], budget["data"]["points"][-1]["speedup"]
+    assert first["max"] < 1 < last["min"]  # every seed: behind at the shortest budget, ahead at the longest
+    plot_result(budget)
+    '''),
+    code('''
+    context = load_result("context")
+    print(describe(context))
+    for p in context["data"]["points"]:
+        s = p["speedup"]
+        print(f"T = {p['block_size']:>4}, batch {p['batch_size']:>3}: speedup {s['mean']:.2f}x ± {s['std']:.2f}")
+    plot_result(context)
     '''),
 ]
 
