@@ -8,6 +8,11 @@ Vaswani et al. 2017, "Attention Is All You Need", Sec. 3.1: LayerNorm(x + Sublay
 Every block's output is normalized, so the stream never grows; but every gradient on its way down also passes
 through a norm per sublayer. At init the gradient of the weights grows toward the *output* layers (Xiong et
 al. 2020, Fig. 3 / Thm. 1), which is why post-LN needs a learning-rate warmup and tolerates a lower peak LR.
+
+Recipe (`ModelConfig.init`): the paper's setting, the one Xiong et al.'s Theorem 1 analyses, is `init="xavier"`
+(Xavier-uniform matrices, token embeddings times sqrt(d): unit-scale inputs). The presets use GPT-2's init
+(`"gpt2"`) for every variant; with it the sublayers add little to the stream and the growth toward the output
+at init disappears (notebook 01; `python -m minigpt experiments --only depth_law` measures the law).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ Because the identity path is untouched, gradients reach every layer through it a
 same size at every depth (Xiong et al., Thm. 2), so pre-LN trains without warmup. The price: each block adds to
 an un-normalized stream, whose norm grows with depth, and later in training early layers receive larger
 gradients than late ones (the imbalance NormFormer corrects).
+
+Recipe (`ModelConfig.init`): GPT-2's, `init="gpt2"` (the default): N(0, 0.02) weights and embeddings, residual
+output projections 0.02/sqrt(2L) (Radford et al. 2019, Sec. 2.3).
 """
 
 from __future__ import annotations
