@@ -256,9 +256,10 @@ def write_report(result: CompareResult, path: str | Path, command: str | None = 
     lines = [
         f"# minigpt compare: preset `{result.preset}`, {steps} steps",
         "",
-        "Every run uses the same seed, the same batches in the same order and the same step budget; each "
+        "Every run uses the same seeds, the same batches in the same order and the same step budget; each "
         "variant gets its preset's peak learning rate. Train loss: mean of the last 10 steps. Val loss: the "
-        "last evaluation on the fixed validation batches. ms/step and tokens/s exclude evaluation.",
+        "last evaluation on the fixed validation batches (both: means over the seeds). ms/step and tokens/s "
+        "(first seed) exclude evaluation.",
         "",
         "Command:",
         "",

@@ -79,7 +79,7 @@ def test_top_level_help_lists_commands(capsys):
 
 
 def test_compare_writes_table_metrics_figure_and_report(tmp_path):
-    p = cli("compare", "--steps", "20", *TINY, "--eval_interval", "10", cwd=tmp_path)
+    p = cli("compare", "--steps", "20", *TINY, "--eval_interval", "10", "--seeds", "1", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     labels = ["post_ln", "pre_ln", "normformer", "ngpt-lerp", "ngpt-slerp"]
     rows = [line for line in p.stdout.splitlines() if line.startswith("| ")]

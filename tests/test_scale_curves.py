@@ -10,7 +10,7 @@ import re
 import pytest
 
 from minigpt import scale_curves as S
-from minigpt.compare import CompareRow, seed_noise
+from minigpt.compare import CompareRow, run_compare, seed_noise
 from minigpt.config import ConfigError
 from minigpt.scale_plots import RESULTS_DIR, load_result, plot_result
 
@@ -96,3 +96,21 @@ def test_compare_report_says_which_differences_are_within_seed_noise():
     assert len(lines) == 2
     assert lines[0].startswith("- a < b by 0.0200") and "within seed noise" in lines[0]  # a's range: 0.04
     assert lines[1].startswith("- b < c by 0.2650") and "beyond seed noise" in lines[1]
+
+
+def test_compare_with_two_seeds_reports_means_ranges_and_the_verdict(tmp_path):
+    tiny = dict(steps=6, n_layer=1, n_embd=32, n_head=2, block_size=16, batch_size=2, eval_batches=1,
+                eval_interval=3, progress=False)
+    res = run_compare("cpu-tiny", tiny, ["pre_ln", "ngpt-lerp"], tmp_path / "cmp", seeds=2)
+    for row in res.rows:
+        assert len(row.val_seeds) == 2 and row.val_seeds[0] != row.val_seeds[1]
+        assert row.final_val_loss == pytest.approx(sum(row.val_seeds) / 2)
+        assert row.val_seeds[0] == pytest.approx(res.results[row.label].final_val_loss)  # first seed: the files
+    assert "seed range" in res.table.splitlines()[0]
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "## Seed noise (2 seeds per run)" in report
+    assert re.search(r"- (pre_ln < ngpt-lerp|ngpt-lerp < pre_ln) by [0-9.]+: .*seed noise.* \(larger seed range", report)
+    assert "docs/results/" in report
+    assert sorted(d.name for d in (tmp_path / "cmp").iterdir() if d.is_dir()) == ["ngpt-lerp", "pre_ln"]
+    with pytest.raises(ConfigError, match="seeds=0"):
+        run_compare("cpu-tiny", tiny, ["pre_ln"], tmp_path / "bad", seeds=0)
