@@ -62,7 +62,9 @@ FIELD_HELP: dict[str, str] = {
     "logit_softcap": "cap logits to (-c, c) with c*tanh(z/c) (Gemma 2); 0 = off",
     "dropout": "dropout probability in [0, 1)",
     "tie_embeddings": "share the token embedding with the LM head (ngpt never ties)",
-    "init_std": "std of the normal init (GPT-2: 0.02; residual projections get 0.02/sqrt(2 n_layer))",
+    "init": "init recipe: gpt2 (N(0, init_std)), fairseq (embeddings N(0, d^-1/2) x sqrt(d): NormFormer's "
+            "paper) or xavier (Xavier matrices, unit-scale embeddings: Xiong et al.); ngpt ignores it",
+    "init_std": "gpt2 recipe: std of the normal init (GPT-2: 0.02; residual projections get 0.02/sqrt(2 n_layer))",
     "resid_scale": "NormFormer's per-dimension lambda_resid on the FFN residual",
     "ngpt_update": "nGPT residual update: lerp (the paper's practical form) or slerp (the exact geodesic)",
     "ngpt_alpha_init": "nGPT eigen learning rates alpha_A, alpha_M: initial value",
@@ -105,6 +107,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "mlp": C.MLPS,
     "position": C.POSITIONS,
     "ngpt_update": C.NGPT_UPDATES,
+    "init": C.INITS,
     "tokenizer": C.TOKENIZERS,
     "device": C.DEVICES,
     "dtype": C.DTYPES,

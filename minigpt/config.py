@@ -23,6 +23,7 @@ NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "swiglu")
 POSITIONS = ("learned", "rope")
 NGPT_UPDATES = ("lerp", "slerp")
+INITS = ("gpt2", "fairseq", "xavier")  # init recipes: see layers.GPTBase.init_weights
 TOKENIZERS = ("char", "gpt2")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -87,7 +88,13 @@ class ModelConfig:
     logit_softcap: float = 0.0  # 0 = off; else logits = c * tanh(logits / c) (Gemma 2)
     dropout: float = 0.0
     tie_embeddings: bool = True  # share token embedding and LM head (ngpt never ties)
-    init_std: float = 0.02  # GPT-2 init; residual output projections get 0.02 / sqrt(2 * n_layer)
+    # init recipe, the paper's setting of each variant (ngpt ignores it: its own init keeps vectors on the sphere)
+    #   gpt2:    N(0, init_std) everywhere, residual output projections init_std / sqrt(2 * n_layer)
+    #   fairseq: token embeddings N(0, d^-1/2) times sqrt(d) in the forward (unit scale per element), attention
+    #            Xavier, FFN torch's default (fairseq transformer_lm: the NormFormer paper's recipe)
+    #   xavier:  every matrix Xavier-uniform, token embeddings at unit scale (Vaswani et al.; Xiong et al. Thm 1)
+    init: str = "gpt2"
+    init_std: float = 0.02  # gpt2 recipe: the normal init's std
     # NormFormer: the paper's per-dimension lambda_resid on the FFN residual (off by default, see normformer.py)
     resid_scale: bool = False
     # nGPT (see ngpt.py for where each constant comes from)
@@ -107,6 +114,7 @@ class ModelConfig:
         _choice("mlp", self.mlp, MLPS)
         _choice("position", self.position, POSITIONS)
         _choice("ngpt_update", self.ngpt_update, NGPT_UPDATES)
+        _choice("init", self.init, INITS)
         for name in ("vocab_size", "pad_vocab_to", "block_size", "n_layer", "n_head", "n_embd"):
             _integer(name, getattr(self, name))
         if self.n_kv_head is not None:

@@ -132,9 +132,11 @@ class CausalSelfAttention(nn.Module):
     - `head_scale=True` is NormFormer's HeadScale: one learnable scalar per head, init 1, multiplying each
       head's output *before* the output projection (paper, Eq. 2).
     - Subclasses change the geometry by overriding `transform_qk` and `softmax_scale` (nGPT does).
+    - `out_dropout=False` leaves the dropout on the output to the caller: a block that normalizes the output
+      (NormFormer's post-attention norm) applies it after that norm, as fairseq does.
     """
 
-    def __init__(self, config: ModelConfig, head_scale: bool = False) -> None:
+    def __init__(self, config: ModelConfig, head_scale: bool = False, out_dropout: bool = True) -> None:
         super().__init__()
         self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.kv_heads, config.head_dim
         qkv_out = (self.n_head + 2 * self.n_kv_head) * self.head_dim
@@ -147,7 +149,7 @@ class CausalSelfAttention(nn.Module):
         self.qk_norm = config.qk_norm
         self.head_scale = nn.Parameter(torch.ones(self.n_head)) if head_scale else None
         self.dropout = config.dropout
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout) if out_dropout else nn.Identity()
         self.softmax_scale: float | None = None  # None -> SDPA's default 1/sqrt(head_dim)
 
     def transform_qk(self, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
@@ -191,16 +193,17 @@ class MLP(nn.Module):
 
     `mid_norm=True` is NormFormer's FFN LN: a norm of size `mlp_hidden` on the activation, before W2. With
     SwiGLU it normalizes the gated product silu(W1 x) ⊙ W3 x. W1 and W3 are fused in one `c_fc`.
+    `out_dropout=False` leaves the output dropout to the caller (a block with a norm on the FFN output).
     """
 
-    def __init__(self, config: ModelConfig, mid_norm: bool = False) -> None:
+    def __init__(self, config: ModelConfig, mid_norm: bool = False, out_dropout: bool = True) -> None:
         super().__init__()
         hidden = config.mlp_hidden
         self.swiglu = config.mlp == "swiglu"
         self.c_fc = nn.Linear(config.n_embd, (2 if self.swiglu else 1) * hidden, bias=config.bias)
         self.ffn_mid_norm = make_norm(config.norm, hidden, config.norm_eps, config.bias) if mid_norm else None
         self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout) if out_dropout else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         if self.swiglu:
@@ -231,6 +234,16 @@ class LMHead(nn.Linear):
 
 
 
+def _xavier_rows_(linear: nn.Linear, sizes: list[int], gain: float = 1.0) -> None:
+    """Xavier-uniform init of a fused Linear as the separate matrices it stacks along its rows (fused W_q, W_k,
+    W_v: each its own fan-out), bias 0."""
+    with torch.no_grad():
+        for w in linear.weight.split(sizes, dim=0):
+            nn.init.xavier_uniform_(w, gain=gain)
+    if linear.bias is not None:
+        nn.init.zeros_(linear.bias)
+
+
 class GPTBase(nn.Module):
     """Token embedding -> `blocks` -> final norm (if `final_norm`) -> LM head -> loss.
 
@@ -253,12 +266,54 @@ class GPTBase(nn.Module):
         self.lm_head = LMHead(config.n_embd, config.vocab_size, config.padded_vocab_size)
         if config.tie_embeddings:
             self.lm_head.weight = self.wte.weight
-        self.apply(self._init_weights)
-        # GPT-2: residual-stream output projections scaled by 1/sqrt(2 n_layer) so the stream's variance does
-        # not grow with depth at init (Radford et al. 2019, Sec. 2.3).
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layer))
+        # fairseq and the original Transformer multiply the token embeddings by sqrt(d) (Vaswani et al. Sec.
+        # 3.4): with their N(0, 1/d) init the residual stream starts at unit scale per element, GPT-2's at 0.02
+        self.embed_scale = 1.0 if config.init == "gpt2" else math.sqrt(config.n_embd)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Initialize every weight by `config.init`, the recipe of each variant's paper (norms: weight 1,
+        bias 0; NormFormer's head and residual scales: 1, as constructed).
+
+        gpt2     all matrices N(0, init_std), residual output projections (the `c_proj`s) init_std/sqrt(2L)
+                 so the stream's variance does not grow with depth (Radford et al. 2019, Sec. 2.3)
+        fairseq  `transformer_lm`, where NormFormer was trained: token and learned position embeddings and an
+                 untied LM head N(0, d^-1/2); W_q, W_k, W_v Xavier-uniform with gain 1/sqrt(2) each, W_o
+                 Xavier-uniform (`MultiheadAttention.reset_parameters`); FFN matrices torch's default
+                 (`nn.Linear`: uniform +-1/sqrt(fan_in)); embeddings times sqrt(d) in `embed`
+        xavier   the setting of Xiong et al.'s Theorem 1: every matrix Xavier-uniform (W_q, W_k, W_v and
+                 SwiGLU's two input halves each as its own matrix), biases 0, token embeddings N(0, 1/d) times
+                 sqrt(d) and learned positions N(0, 1): unit-variance inputs
+        """
+        config = self.config
+        if config.init == "gpt2":
+            self.apply(self._init_weights)
+            for name, p in self.named_parameters():
+                if name.endswith("c_proj.weight"):
+                    nn.init.normal_(p, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layer))
+            return
+        d_std = config.n_embd**-0.5
+        qkv = [config.n_head * config.head_dim] + 2 * [config.kv_heads * config.head_dim]
+        for module in self.modules():
+            if isinstance(module, CausalSelfAttention):
+                gain = 1 / math.sqrt(2) if config.init == "fairseq" else 1.0
+                _xavier_rows_(module.c_attn, qkv, gain)
+                _xavier_rows_(module.c_proj, [config.n_embd])
+            elif isinstance(module, MLP):
+                if config.init == "fairseq":
+                    module.c_fc.reset_parameters()
+                    module.c_proj.reset_parameters()
+                else:
+                    _xavier_rows_(module.c_fc, [config.mlp_hidden] * (2 if module.swiglu else 1))
+                    _xavier_rows_(module.c_proj, [config.n_embd])
+        nn.init.normal_(self.wte.weight, std=d_std)
+        if self.wpe is not None:
+            nn.init.normal_(self.wpe.weight, std=d_std if config.init == "fairseq" else 1.0)
+        if not config.tie_embeddings:
+            if config.init == "fairseq":
+                nn.init.normal_(self.lm_head.weight, std=d_std)
+            else:
+                nn.init.xavier_uniform_(self.lm_head.weight)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -283,6 +338,8 @@ class GPTBase(nn.Module):
 
     def embed(self, idx: Tensor) -> Tensor:
         x = self.wte(idx)
+        if self.embed_scale != 1.0:
+            x = x * self.embed_scale
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(idx.size(1), device=idx.device))
         return self.drop(x)

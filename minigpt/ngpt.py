@@ -156,7 +156,7 @@ class GPT(GPTBase):
     probabilities and sublayer outputs, never h_0, which must stay on the sphere), z_loss, logit_softcap
     (rarely useful: |z_i| ≤ |s_z,i| already), ngpt_*. Ignores: norm, norm_eps (no norm layers), mlp (always
     SwiGLU), bias (none), position (always RoPE), qk_norm (q, k are always normalized), tie_embeddings (never
-    tied), init_std (N(0, 1/d_model), then normalized), resid_scale. `model.config` is the config as given.
+    tied), init and init_std (N(0, 1/d_model), then normalized), resid_scale. `model.config` is the config as given.
 
     Effective scales: `block.alpha_attn()`, `block.alpha_mlp()`, `block.attn.s_qk()`, `block.mlp.s_u()`,
     `block.mlp.s_nu()`, `model.s_z()`; the stored parameters are their `.raw`.
@@ -166,7 +166,8 @@ class GPT(GPTBase):
     final_norm = False
 
     def __init__(self, config: ModelConfig) -> None:
-        inner = dataclasses.replace(config, bias=False, qk_norm=False, mlp="swiglu", tie_embeddings=False)
+        inner = dataclasses.replace(config, bias=False, qk_norm=False, mlp="swiglu", tie_embeddings=False,
+                                    init="gpt2")
         super().__init__(inner)
         self.config = config
         self.s_z = ScaledParam(config.vocab_size, config.ngpt_sz_init, _scale(config.ngpt_sz_scale, config))

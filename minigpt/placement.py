@@ -85,19 +85,22 @@ class PlacementBlock(nn.Module):
             return make_norm(p.norm, dim, config.norm_eps, config.bias) if on else nn.Identity()
 
         self.ln_1 = norm(p.pre_attn)
-        self.attn = CausalSelfAttention(config, head_scale=p.head_scale)
+        # with a norm on a sublayer's output, dropout goes after that norm (fairseq's NormFormer order)
+        self.attn = CausalSelfAttention(config, head_scale=p.head_scale, out_dropout=not p.attn_out)
         self.post_attn_norm = norm(p.attn_out)
+        self.attn_dropout = nn.Dropout(config.dropout) if p.attn_out else nn.Identity()
         self.resid_norm_1 = norm(p.post_attn_resid)
         self.ln_2 = norm(p.pre_ffn)
-        self.mlp = MLP(config, mid_norm=p.ffn_mid)
+        self.mlp = MLP(config, mid_norm=p.ffn_mid, out_dropout=not p.ffn_out)
         self.post_ffn_norm = norm(p.ffn_out)
+        self.ffn_dropout = nn.Dropout(config.dropout) if p.ffn_out else nn.Identity()
         self.resid_norm_2 = norm(p.post_ffn_resid)
 
     def forward(self, x: Tensor) -> Tensor:
         # x' = N_post( x + N_out( Attn( N_pre(x) ) ) )          every N is a norm or the identity
-        x = self.resid_norm_1(x + self.post_attn_norm(self.attn(self.ln_1(x))))
+        x = self.resid_norm_1(x + self.attn_dropout(self.post_attn_norm(self.attn(self.ln_1(x)))))
         # x_{l+1} = N_post( x' + N_out( FFN( N_pre(x') ) ) )    FFN carries the optional mid norm
-        x = self.resid_norm_2(x + self.post_ffn_norm(self.mlp(self.ln_2(x))))
+        x = self.resid_norm_2(x + self.ffn_dropout(self.post_ffn_norm(self.mlp(self.ln_2(x)))))
         return x
 
 
