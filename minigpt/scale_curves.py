@@ -277,10 +277,10 @@ def write_result(name: str, tier: str, out_dir: str, command: str, progress: boo
     import time
     from pathlib import Path
 
-    t0 = time.perf_counter()
-    data = run(name, tier, progress)
-    record = dict(name=name, tier=tier, **provenance(command), params=TIERS[name][tier],
-                  seconds=round(time.perf_counter() - t0, 1), data=data)
+    record: dict[str, Any] = dict(name=name, tier=tier, **provenance(command), params=TIERS[name][tier])
+    t0 = time.perf_counter()  # provenance first: the code version that starts the run
+    record["data"] = run(name, tier, progress)
+    record["seconds"] = round(time.perf_counter() - t0, 1)
     path = Path(out_dir) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
