@@ -295,7 +295,15 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     p_fig.add_argument("--preset", default=None, choices=list(C.PRESETS),
                        help="preset (default: gpu-small on CUDA, else cpu-tiny)")
     p_fig.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the science")
-    return parser, {"train": p_train, "compare": p_cmp, "sample": p_sample, "figures": p_fig}
+    from .scale_curves import add_arguments
+
+    p_exp = sub.add_parser(
+        "experiments", help="the claim-vs-scale curves with seed bands; writes docs/results/<name>.json + .png",
+        description="nGPT's speedup vs budget and vs context, NormFormer's recipe, the depth law: each at a ci "
+                    "tier (seconds) or a full tier (minutes; the committed curves in docs/results/).")
+    add_arguments(p_exp)
+    return parser, {"train": p_train, "compare": p_cmp, "sample": p_sample, "figures": p_fig,
+                    "experiments": p_exp}
 
 
 def _is_negative_number(tok: str) -> bool:
@@ -466,6 +474,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_sample(ns)
         if ns.command == "figures":
             return cmd_figures(ns)
+        if ns.command == "experiments":
+            from .scale_curves import command
+
+            return command(ns, _command_line(argv))
         return cmd_presets()
     except (CLIError, ConfigError, DataError, CheckpointError, ModelInputError) as e:
         if debug:

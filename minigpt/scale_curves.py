@@ -21,9 +21,15 @@ docs/results/<name>.json and .png.
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import shlex
 import statistics
+import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -270,13 +276,9 @@ def provenance(command: str) -> dict[str, Any]:
         torch=torch.__version__, python=platform.python_version()))
 
 
-def write_result(name: str, tier: str, out_dir: str, command: str, progress: bool = False) -> str:
-    """Run `name` at `tier` and write <out_dir>/<name>.json: provenance, the tier's parameters, the data and
-    the wall-clock seconds. Returns the path."""
-    import json
-    import time
-    from pathlib import Path
-
+def write_result(name: str, tier: str, out_dir: str | Path, command: str, progress: bool = False) -> Path:
+    """Run `name` at `tier` and write <out_dir>/<name>.json (provenance, the tier's parameters, the data, the
+    wall-clock seconds) and <out_dir>/<name>.png. Returns the JSON's path."""
     record: dict[str, Any] = dict(name=name, tier=tier, **provenance(command), params=TIERS[name][tier])
     t0 = time.perf_counter()  # provenance first: the code version that starts the run
     record["data"] = run(name, tier, progress)
@@ -286,25 +288,45 @@ def write_result(name: str, tier: str, out_dir: str, command: str, progress: boo
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1, allow_nan=True) + "\n", encoding="utf-8")
     tmp.replace(path)
-    return str(path)
+    write_figure(path)
+    return path
+
+
+def write_figure(json_path: Path) -> Path:
+    """<name>.png beside a result's JSON, drawn from the JSON alone."""
+    from .scale_plots import plot_result
+
+    png = json_path.with_suffix(".png")
+    plot_result(json.loads(json_path.read_text(encoding="utf-8"))).savefig(png, dpi=100)
+    return png
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `python -m minigpt experiments`."""
+    p.add_argument("--tier", choices=("ci", "full"), default="ci",
+                   help="ci: seconds, checks the pipeline; full: minutes per experiment, the committed curves")
+    p.add_argument("--only", nargs="+", choices=list(EXPERIMENTS), default=list(EXPERIMENTS), metavar="NAME",
+                   help=f"experiments to run (default: all): {', '.join(EXPERIMENTS)}")
+    p.add_argument("--out", default="docs/results", metavar="DIR", help="output folder (default docs/results)")
+    p.add_argument("--replot", action="store_true", help="only redraw DIR/<name>.png from DIR/<name>.json")
+    p.add_argument("--progress", action="store_true", help="a progress bar per training run")
+
+
+def command(ns: argparse.Namespace, cmd: str) -> int:
+    """Run (or `--replot`) the chosen experiments; prints one written path per line."""
+    for name in ns.only:
+        if ns.replot:
+            print(write_figure(Path(ns.out) / f"{name}.json"), flush=True)
+        else:
+            print(write_result(name, ns.tier, ns.out, cmd, ns.progress), flush=True)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-    import shlex
-    import sys
-
-    p = argparse.ArgumentParser(prog="python -m minigpt experiments", description=__doc__.split("\n\n")[0])
-    p.add_argument("--tier", choices=("ci", "full"), default="ci")
-    p.add_argument("--only", nargs="+", choices=list(EXPERIMENTS), default=list(EXPERIMENTS))
-    p.add_argument("--out", default="docs/results")
-    p.add_argument("--progress", action="store_true")
-    args = p.parse_args(argv)
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = "python -m minigpt experiments " + shlex.join(argv)
-    for name in args.only:
-        print(write_result(name, args.tier, args.out, command.strip(), args.progress), flush=True)
-    return 0
+    p = argparse.ArgumentParser(prog="python -m minigpt experiments", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return command(p.parse_args(argv), "python -m minigpt experiments " + shlex.join(argv))
 
 
 if __name__ == "__main__":
