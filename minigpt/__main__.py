@@ -260,6 +260,9 @@ def build_parser() -> tuple[_Parser, dict[str, _Parser]]:
     p_cmp.add_argument("--variants", nargs="+", default=None, metavar="RUN",
                        help=f"runs to compare (default: all): {', '.join(RUNS)}")
     p_cmp.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/<timestamp>)")
+    p_cmp.add_argument("--seeds", type=_field_parser("seeds", int)[0], default=2, metavar="N",
+                       help="seeds per run (seed, seed+1, ...): the table shows means and the seed range, the "
+                            "report which differences are within seed noise (default 2)")
     p_cmp.add_argument("--overwrite", action="store_true", help="replace runs already in OUT")
     _add_field_options(p_cmp, skip=RESERVED)
 
@@ -392,7 +395,7 @@ def cmd_compare(ns: argparse.Namespace, argv: Sequence[str]) -> int:
     from .compare import RESERVED, run_compare
 
     res = run_compare(ns.preset, _overrides(ns, skip=RESERVED), ns.variants, ns.out,
-                      command=_command_line(argv), overwrite=ns.overwrite)
+                      command=_command_line(argv), overwrite=ns.overwrite, seeds=ns.seeds)
     print(res.table)
     for row in res.rows:
         if row.note:

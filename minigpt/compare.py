@@ -13,6 +13,7 @@ norms sit.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -62,6 +63,12 @@ class CompareRow:
     ms_per_step: float
     tokens_per_s: float
     note: str = ""
+    val_seeds: list[float] = field(default_factory=list)  # final val loss of each seed (final_val_loss: mean)
+
+    @property
+    def val_range(self) -> float:
+        """max - min of the final val loss over seeds (0 with one seed)."""
+        return max(self.val_seeds) - min(self.val_seeds) if self.val_seeds else float("nan")
 
 
 @dataclass
@@ -99,13 +106,18 @@ def run_compare(
     out_dir: str | Path | None = None,
     command: str | None = None,
     overwrite: bool = False,
+    seeds: int = 2,
 ) -> CompareResult:
     """Train each of `labels` (default: all of RUNS) with `preset` (default: `default_preset_name()`) and
     the same `overrides`, then write `out_dir` (default runs/<timestamp>): config.json, <label>/metrics.jsonl
     (+ ckpt.pt), val_loss.png and report.md. Returns the rows of the table and each run's TrainResult.
 
     The data is loaded once and shared: every run sees the same batches in the same order. Runs already in
-    `out_dir` are an error unless `overwrite` (a comparison never silently replaces finished work)."""
+    `out_dir` are an error unless `overwrite` (a comparison never silently replaces finished work).
+
+    `seeds` (default 2): each run is repeated with seeds seed, seed + 1, ...; the table's losses are the
+    means, and the report says which differences are within the seed-to-seed spread. Only the first seed
+    writes files (metrics, checkpoint, the figure's curves): the others add a final loss each."""
     from .data import load_data
 
     preset_name = preset or default_preset_name()
@@ -123,6 +135,8 @@ def run_compare(
         raise ConfigError(f"unknown compare run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
     if len(set(labels)) != len(labels):
         raise ConfigError(f"compare runs must be distinct, got {', '.join(labels)}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds={seeds!r} is not valid; it must be an integer >= 1")
 
     configs = {}
     for label in labels:
@@ -158,17 +172,21 @@ def run_compare(
         run_dir = out / _safe_label(label)
         r = train(model_cfg, train_cfg, run_dir, batches=batches, tokenizer=tokenizer, label=label,
                   overwrite=overwrite)
+        more = [train(model_cfg, dataclasses.replace(train_cfg, seed=train_cfg.seed + i), None, batches=batches,
+                      tokenizer=tokenizer, label=f"{label} seed {train_cfg.seed + i}") for i in range(1, seeds)]
         result.results[label] = r
+        runs = [r, *more]
         result.rows.append(CompareRow(
             label=label,
             variant=model_cfg.variant,
             params=r.model.num_params() if hasattr(r.model, "num_params") else 0,
             lr=train_cfg.lr,
-            final_train_loss=r.final_train_loss,
-            final_val_loss=r.final_val_loss,
+            final_train_loss=sum(x.final_train_loss for x in runs) / len(runs),
+            final_val_loss=sum(x.final_val_loss for x in runs) / len(runs),
             ms_per_step=r.ms_per_step,
             tokens_per_s=r.tokens_per_s,
-            note=r.message if r.diverged else "",
+            note="; ".join(x.message for x in runs if x.diverged),
+            val_seeds=[x.final_val_loss for x in runs],
         ))
 
     meta["results"] = {label: r.summary() for label, r in result.results.items()}
@@ -176,7 +194,7 @@ def run_compare(
     steps = first_train.steps
     plot_val_loss(result.results, out / FIGURE_FILE,
                   title=f"Validation loss, preset {preset_name}, {steps} steps, same seed and data order")
-    write_report(result, out / REPORT_FILE, command=command, steps=steps)
+    write_report(result, out / REPORT_FILE, command=command, steps=steps, seeds=seeds)
     return result
 
 
@@ -186,12 +204,14 @@ def _fmt(x: float, spec: str) -> str:
 
 def format_table(rows: Sequence[CompareRow]) -> str:
     """A Markdown table (readable in a terminal, rendered in report.md). Train loss is the mean of the last
-    10 steps; val loss the last evaluation; ms/step and tokens/s exclude evaluation."""
-    header = ["variant", "params", "peak lr", "train loss", "val loss", "ms/step", "tokens/s"]
+    10 steps; val loss the last evaluation (both: means over seeds); seed range: max - min of the seeds'
+    val losses; ms/step and tokens/s (first seed) exclude evaluation."""
+    header = ["variant", "params", "peak lr", "train loss", "val loss", "seed range", "ms/step", "tokens/s"]
     body = [
         [
             r.label, f"{r.params:,}", f"{r.lr:.3g}", _fmt(r.final_train_loss, ".4f"),
-            _fmt(r.final_val_loss, ".4f"), _fmt(r.ms_per_step, ".1f"), _fmt(r.tokens_per_s, ",.0f"),
+            _fmt(r.final_val_loss, ".4f"), _fmt(r.val_range, ".4f") if len(r.val_seeds) > 1 else "1 seed",
+            _fmt(r.ms_per_step, ".1f"), _fmt(r.tokens_per_s, ",.0f"),
         ]
         for r in rows
     ]
@@ -216,8 +236,23 @@ def plot_val_loss(results: dict[str, TrainResult], path: str | Path, title: str 
     return path
 
 
-def write_report(result: CompareResult, path: str | Path, command: str | None = None, steps: int = 0) -> Path:
-    """report.md: what was run (the exact command), the table, the figure, and any divergence."""
+def seed_noise(rows: Sequence[CompareRow]) -> list[str]:
+    """One line per pair of runs adjacent in val loss: how far apart their means are, and whether that is
+    more than the larger of their seed ranges (then the order is a finding at this budget) or not (then it
+    is within seed noise: another pair of seeds could swap them)."""
+    ranked = sorted((r for r in rows if math.isfinite(r.final_val_loss)), key=lambda r: r.final_val_loss)
+    lines = []
+    for a, b in zip(ranked, ranked[1:], strict=False):
+        gap, noise = b.final_val_loss - a.final_val_loss, max(a.val_range, b.val_range)
+        verdict = "beyond seed noise" if gap > noise else "**within seed noise**"
+        lines.append(f"- {a.label} < {b.label} by {gap:.4f}: {verdict} (larger seed range {noise:.4f})")
+    return lines
+
+
+def write_report(result: CompareResult, path: str | Path, command: str | None = None, steps: int = 0,
+                 seeds: int = 1) -> Path:
+    """report.md: what was run (the exact command), the table, the figure, which differences are within
+    seed noise, where the full-tier curves are, and any divergence."""
     lines = [
         f"# minigpt compare: preset `{result.preset}`, {steps} steps",
         "",
@@ -235,8 +270,19 @@ def write_report(result: CompareResult, path: str | Path, command: str | None = 
         "",
         f"![validation loss vs step]({FIGURE_FILE})",
         "",
-        "Per-run metrics: "
+        "Per-run metrics (first seed): "
         + ", ".join(f"[{r.label}]({_safe_label(r.label)}/{METRICS_FILE})" for r in result.rows),
+        "",
+        f"## Seed noise ({seeds} seed{'s' if seeds > 1 else ''} per run)",
+        "",
+        *(seed_noise(result.rows) if seeds > 1 else
+          ["One seed: no spread measured, so no difference here can be called beyond seed noise (run with "
+           "`--seeds 2` or more)."]),
+        "",
+        "This is one short budget. Which variant leads depends on the budget, the context length and the "
+        "recipe: the full-tier curves (nGPT's speedup vs budget and vs context, NormFormer's recipe, the depth "
+        "law; 3 seeds each) are in `docs/results/` of the repository (`python -m minigpt experiments --tier "
+        "full`), drawn in the README's section on claims vs scale.",
     ]
     notes = [f"- **{r.label}**: {r.note}" for r in result.rows if r.note]
     if notes:
