@@ -218,13 +218,18 @@ def plot_lr_stability(result: LRStabilityResult) -> Figure:
 def plot_race(result: RaceResult) -> Figure:
     """Val loss against optimizer step and against training wall-clock, one line per variant; the title
     gives nGPT's steps-to-target speedup over pre-LN, and a cross on each of the two curves marks the step
-    at which it reaches the target (the two numbers of the ratio)."""
+    at which it reaches the target (the two numbers of the ratio). A race over several seeds draws each
+    variant's mean with a band from its lowest to its highest seed (per step), and gives the per-seed
+    speedups' range: whether the gap between two curves is more than seed noise is read off the bands."""
     fig, axes = _figure(1, 2, 5.0, 3.8)
     for label, r in result.runs.items():
         if not r.val:
             continue
         s, v = zip(*r.val, strict=True)
         axes[0, 0].plot(s, v, marker="o", ms=3, color=_color(label), label=_name(label))
+        if len(r.per_seed) >= 2:
+            _, lo, hi = zip(*r.band, strict=True)
+            axes[0, 0].fill_between(s, lo, hi, color=_color(label), alpha=0.2, lw=0)
         t, v2 = zip(*r.wall, strict=True) if r.wall else ((), ())
         axes[0, 1].plot(t, v2, marker="o", ms=3, color=_color(label),
                         label=f"{_name(label)} ({r.ms_per_step:.0f} ms/step)")
@@ -249,9 +254,14 @@ def plot_race(result: RaceResult) -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     title = f"Race: {result.steps} steps, T={result.block_size}, batch {result.batch_size} (preset {result.preset})"
+    if result.seeds > 1:
+        title += f"; mean of {result.seeds} seeds, bands: lowest to highest seed"
     if sp is not None:
         title += (f"\nsteps-to-target speedup of {_name(sp.challenger)} over {_name(sp.baseline)}: "
                   f"{sp.baseline_steps:.0f} / {sp.challenger_steps:.0f} steps = {sp.factor:.2f}x")
+        rng = result.speedup_range
+        if rng is not None:
+            title += f" (per seed {rng[0]:.2f}x to {rng[1]:.2f}x)"
     fig.suptitle(title, fontsize=10)
     return fig
 

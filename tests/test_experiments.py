@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from minigpt import ModelConfig, build_model, plots
 from minigpt import experiments as E
-from minigpt.config import VARIANT_NAMES, ConfigError
+from minigpt.config import VARIANT_NAMES, ConfigError, get_preset
 from minigpt.experiments._common import _val_ce
 from minigpt.experiments.hypersphere import _angle
 from minigpt.experiments.lr_stability import _rise_index
@@ -185,6 +185,35 @@ def test_race(race_result):
     assert 0 < sp.baseline_steps <= 8 and 0 < sp.challenger_steps <= 8 and sp.factor > 0
     assert "speedup" in r.table()
     _check_figure(plots.plot_race(r))
+
+
+def test_race_over_seeds_has_bands_and_seed_one_is_the_plain_race(race_result):
+    """seeds=2: each variant keeps both seeds' runs, which differ (another init and batch order); the mean lies
+    within the band; seed 0 is exactly the plain race's run (same val curve, same speedup) and seed 1 exactly
+    a plain race at seed + 1. The figure draws one band per variant."""
+    pair = ("pre_ln", "ngpt")
+    r = E.race(PRESET, pair, steps=8, eval_interval=2, seeds=2, **TINY)
+    seed = get_preset(PRESET).train.seed
+    next_seed = E.race(PRESET, pair, steps=8, eval_interval=2, seed=seed + 1, **TINY)
+    assert r.seeds == 2 and len(r.seed_speedups) == 2 and r.speedup is not None
+    for v in pair:
+        run, (s0, s1) = r.runs[v], r.runs[v].per_seed
+        assert s0.val == race_result.runs[v].val and s1.val == next_seed.runs[v].val
+        assert s0.val != s1.val
+        assert [s for s, _ in run.val] == [2, 4, 6, 8]
+        for (_, mean), (_, lo, hi) in zip(run.val, run.band, strict=True):
+            assert lo <= mean <= hi and lo < hi
+    assert r.seed_speedups[0].factor == race_result.speedup.factor
+    assert r.seed_speedups[1].factor == next_seed.speedup.factor
+    lo, hi = r.speedup_range
+    assert lo == min(s.factor for s in r.seed_speedups) and hi == max(s.factor for s in r.seed_speedups)
+    assert "per seed" in r.table() and "per seed" not in race_result.table()
+    fig = plots.plot_race(r)
+    assert len(fig.axes[0].collections) == 2  # one fill_between band per variant
+    _check_figure(fig)
+    assert not plots.plot_race(race_result).axes[0].collections  # one seed: no band
+    with pytest.raises(ConfigError, match="seeds=0"):
+        E.race(PRESET, pair, steps=1, seeds=0, **TINY)
 
 
 def test_speedup_vs_context():
