@@ -44,7 +44,6 @@ from __future__ import annotations
 from ._common import WEIGHTS
 from .depth import DepthResult, grad_norms_vs_depth, xavier_init_
 from .depth_law import depth_law, loglog_slope
-from .figures import make_figures
 from .hypersphere import HypersphereResult, hypersphere, lerp_slerp_gap
 from .lr_stability import LRStabilityResult, LRSweep, lr_stability
 from .modern_block import (
@@ -63,6 +62,17 @@ from .stability_bounds import BOUND_ABLATIONS, BoundsRun, StabilityBoundsResult,
 from .tiers import TIERS
 from .tiers import run as run_tier
 from .warmup import Curve, WarmupResult, warmup_ablation
+
+
+def __getattr__(name: str):
+    """`make_figures` on first use: it imports matplotlib (through plots.py), which `train` and the rest of the
+    CLI never need (tests/test_file_access.py checks that a training run builds no font cache)."""
+    if name == "make_figures":
+        from .figures import make_figures
+
+        return make_figures
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "WEIGHTS",
