@@ -23,6 +23,12 @@ EXPLODE_FACTOR = 2.0
 # ------------------------------------------------------------------------------------------------ results
 
 
+def final_train_loss(losses: list[float]) -> float:
+    """Mean of the last (up to) 10 finite train losses: one batch is too noisy to compare runs on."""
+    finite = [x for x in losses if math.isfinite(x)][-10:]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
 @dataclass
 class TrainResult:
     """What a run produced. `losses[i]` is the train loss of step i + 1 (as measured, also for a step whose
@@ -58,9 +64,7 @@ class TrainResult:
 
     @property
     def final_train_loss(self) -> float:
-        """Mean of the last (up to) 10 finite train losses: one batch is too noisy to compare runs on."""
-        finite = [x for x in self.losses if math.isfinite(x)][-10:]
-        return sum(finite) / len(finite) if finite else float("nan")
+        return final_train_loss(self.losses)
 
     @property
     def final_val_loss(self) -> float:

@@ -32,6 +32,7 @@ from ..train import (
     resolve_dtype,
     train,
 )
+from ..train_parts import final_train_loss
 from .controls import DEFAULT_STEPS, lr_digits, lr_text, model_runs
 
 
@@ -90,9 +91,7 @@ class PlaygroundRun:
 
     @property
     def final_loss(self) -> float:
-        """Mean of the last (up to) 10 finite train losses (one batch is too noisy to compare runs on)."""
-        finite = [x for x in self.losses if math.isfinite(x)][-10:]
-        return sum(finite) / len(finite) if finite else float("nan")
+        return final_train_loss(self.losses)
 
     @property
     def final_val_loss(self) -> float:
