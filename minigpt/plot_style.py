@@ -26,7 +26,18 @@ def _figure(nrows: int = 1, ncols: int = 1, width: float = 6.0, height: float = 
 
 
 _name = display_name
-_color = color
+# Colours no registered variant uses, for labels the registry does not know (a learner's own block in notebook 00)
+EXTRA_COLORS = ("black", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+_extra_colors: dict[str, str] = {}
+
+
+def _color(label: str) -> str:
+    """The registry's colour of a label. A label it does not know gets one of EXTRA_COLORS, the same one every
+    time it is drawn: left to matplotlib's cycle it would start at blue again, pre-LN's colour."""
+    known = color(label)
+    if known is not None:
+        return known
+    return _extra_colors.setdefault(label, EXTRA_COLORS[len(_extra_colors) % len(EXTRA_COLORS)])
 
 
 def _yscale(ax: Any, values: Sequence[float]) -> None:

@@ -102,7 +102,8 @@ def plot_grad_norms(result: DepthResult, weights: Sequence[str] = ("ffn_in", "ff
             ax.set_xlabel("layer (1 = next to the embedding)")
             ax.set_ylabel("relative to layer 1" if relative else r"$\|\partial L/\partial W\|_F$")
             ax.grid(alpha=0.3, which="both")
-    axes[0, -1].legend(fontsize=8)
+    # beside the panels, not on them: inside a panel the legend covered a profile's points
+    fig.legend(*axes[0, -1].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     init = "Xavier init (Xiong et al.)" if result.init == "xavier" else "each model's own init"
     if len(result.seeds) > 1:
         init += f", mean over {len(result.seeds)} inits"

@@ -13,16 +13,21 @@ files, whose upstream hashes `test_vendored_files_are_upstream` checks), each pa
 control that removes it. Every test moves all parameters off their init first, so that a misplaced norm or a
 dropped scale cannot hide behind ones and zeros. Peer packages missing: skip, except under CI (`CI` set),
 where the test fails (the `dev` extra includes `peers`; .ci/run installs it).
+
+The README's "Checked against" table quotes each check's difference: a check with a row there asserts that
+its measurement still is the quoted one (`assert_readme_quotes`), so the table cannot go stale.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import importlib.util
 import math
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -42,7 +47,14 @@ from minigpt.placement import Placement, PlacementGPT
 from .conftest import tiny_config
 
 PEERS = Path(__file__).resolve().parent / "peers"
+README = Path(__file__).resolve().parents[1] / "README.md"
 TOL = 1e-4
+# How close a measurement must stay to the README's quote of it: a quoted 0 within ZERO_TOL (bitwise here;
+# another BLAS may round differently), any other value within a factor README_FACTOR either way.
+ZERO_TOL = 1e-6
+README_FACTOR = 3
+CHECKED: set[str] = set()  # the checks that ran and met their README row
+SKIPPED: list[str] = []  # peers not installed (outside CI): their rows are not checked
 V, T, B = 84, 32, 2  # vocab, sequence length (= block_size of tiny_config), batch
 
 
@@ -58,6 +70,7 @@ def require(package: str) -> ModuleType:
     except ImportError as e:
         if os.environ.get("CI"):
             pytest.fail(f"{package} is missing but CI is set: install the peers extra (pip install -e '.[peers]')")
+        SKIPPED.append(package)
         pytest.skip(f"{package} is not installed ({e}); pip install -e '.[peers]'")
 
 
@@ -81,10 +94,39 @@ def perturbed(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+@functools.cache
+def readme_table() -> dict[str, str]:
+    """The README's "Checked against" table: check name (as printed here) -> the max |Δ| it quotes."""
+    text = README.read_text()
+    text = text[text.index("## Checked against\n"):]
+    text = text[: text.index("\n## ", 1)]
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if len(cells) == 5 and cells[3].startswith("`"):
+            rows[cells[3].strip("`")] = cells[4]
+    return rows
+
+
+def assert_readme_quotes(name: str, diff: float) -> None:
+    """A check with a row in the README's table still measures what the row quotes."""
+    quoted = readme_table().get(name)
+    if quoted is None:
+        return
+    q = float(quoted)
+    if q == 0:
+        assert diff <= ZERO_TOL, f"{name}: the README quotes 0, measured {diff:.2e}: update its table"
+    else:
+        assert q / README_FACTOR <= diff <= q * README_FACTOR, (
+            f"{name}: the README quotes {quoted}, measured {diff:.2e}: update its table")
+    CHECKED.add(name)
+
+
 def max_diff(name: str, ours: Tensor, theirs: Tensor) -> float:
     assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
     diff = (ours - theirs).abs().max().item()
     print(f"{name}: max |logits diff| = {diff:.2e} (logits up to {ours.abs().max().item():.1f})")
+    assert_readme_quotes(name, diff)
     return diff
 
 
@@ -575,6 +617,7 @@ def test_ngpt_renormalization_after_a_step_matches_nvidia_normalize_matrices():
         ]
     diff = max((a - b).abs().max().item() for a, b in pairs)
     print(f"NVIDIA normalize_matrices: max |weight diff| = {diff:.2e} over {len(pairs)} matrices")
+    assert_readme_quotes("NVIDIA normalize_matrices", diff)
     assert diff < 1e-6
     assert_same("NVIDIA ngpt after the step", our_logits(ours.eval(), idx), ngpt_logits(peer, idx))
 
@@ -601,3 +644,25 @@ def test_a_broken_variant_fails_its_peer_check(monkeypatch):
     assert_differ(
         "NVIDIA ngpt vs nGPT without s_qk (broken)", our_logits(ngpt_model, idx), ngpt_logits(ngpt_ref, idx), 1e-2
     )
+
+
+def test_a_stale_readme_quote_fails(monkeypatch):
+    """The README tie can fail: a measurement far from its quote, or a quoted 0 that is not, is reported."""
+    monkeypatch.setattr(sys.modules[__name__], "readme_table", lambda: {"a": "1.2e-6", "b": "0"})
+    assert_readme_quotes("a", 2.0e-6)
+    with pytest.raises(AssertionError, match="quotes 1.2e-6"):
+        assert_readme_quotes("a", 1.2e-5)
+    with pytest.raises(AssertionError, match="quotes 0"):
+        assert_readme_quotes("b", 1e-5)
+    CHECKED.discard("a")
+
+
+def test_every_readme_row_was_checked():
+    """Last in the file: every row of the README's table belongs to a check that ran above and met it (runs
+    only with the whole file: `pytest tests/test_peers.py`)."""
+    if SKIPPED:
+        pytest.skip(f"peers not installed: {', '.join(SKIPPED)}")
+    if not CHECKED:
+        pytest.skip("run with the whole file: the checks above fill CHECKED")
+    assert len(readme_table()) >= 10, readme_table()
+    assert set(readme_table()) == CHECKED, set(readme_table()) ^ CHECKED
