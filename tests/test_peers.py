@@ -657,12 +657,31 @@ def test_a_stale_readme_quote_fails(monkeypatch):
     CHECKED.discard("a")
 
 
-def test_every_readme_row_was_checked():
-    """Last in the file: every row of the README's table belongs to a check that ran above and met it (runs
-    only with the whole file: `pytest tests/test_peers.py`)."""
+def _xdist_mode(config: pytest.Config) -> str:
+    """How pytest-xdist distributes the tests ("no" without workers). A worker knows only the main command
+    line, so the mode is read from it (`-n N` alone means "load": test by test)."""
+    argv = getattr(config, "workerinput", {}).get("mainargv")
+    if argv is None:
+        return "no"
+    for i, arg in enumerate(argv):
+        if arg == "--dist" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--dist="):
+            return arg.split("=", 1)[1]
+    return "load"
+
+
+def test_every_readme_row_was_checked(request):
+    """Last in the file: every row of the README's table belongs to a check that ran above and met it. It needs
+    every check of this file in this process, in order: `pytest tests/test_peers.py`, or the README command
+    (`--dist loadfile`); with a subset (-k) or tests spread over xdist workers one by one it skips."""
     if SKIPPED:
         pytest.skip(f"peers not installed: {', '.join(SKIPPED)}")
-    if not CHECKED:
-        pytest.skip("run with the whole file: the checks above fill CHECKED")
+    here = [i for i in request.session.items if i.path == request.node.path]
+    every = [name for name in globals() if name.startswith("test_")]
+    if {i.originalname for i in here} != set(every):
+        pytest.skip("only some of this file's tests were selected")
+    if _xdist_mode(request.config) not in ("no", "loadfile", "loadscope", "loadgroup"):
+        pytest.skip("this file's tests are spread over xdist workers: use --dist loadfile")
     assert len(readme_table()) >= 10, readme_table()
     assert set(readme_table()) == CHECKED, set(readme_table()) ^ CHECKED
