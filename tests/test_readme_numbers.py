@@ -213,8 +213,8 @@ NO_NUMBERS = ["The variants", "Layout", "Adding a variant"]  # sections with no 
 
 def pool(names: list[str]) -> dict[str, float]:
     out = {}
-    for name in names:
-        out.update((computed() | measured()).get(name, {}))
+    for name in names:  # keys prefixed: two measurements both have a wall_s
+        out.update({f"{name}: {k}": v for k, v in (computed() | measured()).get(name, {}).items()})
     return out
 
 
