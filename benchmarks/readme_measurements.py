@@ -214,6 +214,8 @@ def main() -> None:
         return
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
     commit = run(["git", "rev-parse", "HEAD"])[1].strip()
+    if run(["git", "status", "--porcelain", "--untracked-files=no"])[1].strip():
+        commit += "-dirty"  # measured with uncommitted changes to tracked files
     for name in args.only or DEFAULT:
         print(f"{name} ...", flush=True)
         with tempfile.TemporaryDirectory(prefix=f"minigpt-{name}-") as tmp:
