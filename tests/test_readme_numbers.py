@@ -129,8 +129,8 @@ def numbers_in_plain(text: str) -> list[tuple[str, float]]:
 
 @functools.cache
 def measured() -> dict[str, dict[str, float]]:
-    """benchmarks/readme_measurements.json: each measurement's values; seconds (`_s`) also in minutes, millions
-    (`_m`) also as a count (89M)."""
+    """benchmarks/readme_measurements.json: each measurement's values, seconds (`_s`) also in minutes, millions
+    (`_m`) also as a count (89M); and the numeric arguments of the commands it ran."""
     data = json.loads((ROOT / "benchmarks" / "readme_measurements.json").read_text())
     out = {}
     for name, m in data.items():
@@ -145,6 +145,8 @@ def measured() -> dict[str, dict[str, float]]:
             if isinstance(v, list):
                 values[f"len({key})"] = float(len(v))
         values.update({f"machine {k}": float(v) for k, v in m["machine"].items() if isinstance(v, int)})
+        for command in m["commands"]:  # the arguments the measurement ran with: --repeats 3, --steps 20
+            values.update({f"{command} {a}": float(n) for a, n in re.findall(r"(--\w+) (\d+)\b", command)})
         out[name] = values
     return out
 
