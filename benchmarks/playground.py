@@ -1,14 +1,14 @@
 """Wall-clock of the playground's default run (issue #5: "on CPU a default run finishes in <= 20 s").
 
-    python benchmarks/playground.py [--repeats 3] [--threads N] [--live] [--omp default] [--busy]
+    python benchmarks/playground.py [--repeats 3] [--threads N] [--live] [--omp passive] [--busy]
 
 Builds `Playground()` exactly as notebook 04 does (gpu-small on CUDA; on a CPU, cpu-tiny with the playground's
-CPU_DEFAULTS), with the same OpenMP wait policy, and times `run()` with every control at its default: pre-LN,
-150 steps, the swept LR, no warmup. `--live` also redraws the figure during the run as the widget does once it
-is displayed (frames are rendered to an Agg canvas: what a browser adds on top is not counted). `--omp default`
-leaves OpenMP's wait policy at its default (threads spin while they wait) instead of the notebooks' PASSIVE;
-`--busy` keeps one other process spinning on a core during the runs, as a second job on a laptop would.
-Prints JSON.
+CPU_DEFAULTS on `CPU_THREADS` torch threads), and times `run()` with every control at its default: pre-LN, 150
+steps, the swept LR, no warmup. `--live` also redraws the figure during the run as the widget does once it is
+displayed (frames are rendered to an Agg canvas: what a browser adds on top is not counted). `--threads N`
+trains on N threads instead; with more than one, `--omp passive` sets OMP_WAIT_POLICY=PASSIVE (waiting threads
+sleep) instead of OpenMP's default (they spin). `--busy` keeps one other process spinning on a core during the
+runs, as a second job on a laptop (or CI's second notebook) would. Prints JSON.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ from __future__ import annotations
 import os
 import sys
 
-# before torch loads OpenMP: PASSIVE as in the notebooks, unless `--omp default` asks for OpenMP's own default
+# before torch loads OpenMP
 _argv = sys.argv[1:]
-if "--omp=default" in _argv or ("--omp", "default") in zip(_argv, _argv[1:], strict=False):
-    os.environ.pop("OMP_WAIT_POLICY", None)
-else:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "--omp=passive" in _argv or ("--omp", "passive") in zip(_argv, _argv[1:], strict=False):
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -32,6 +30,7 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
+from minigpt.experiments.scale import CPU_THREADS  # noqa: E402
 from minigpt.widgets import Playground  # noqa: E402
 
 
@@ -43,20 +42,21 @@ def _spin() -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3, help="default runs to time (default 3)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: as notebook 04, CPU_THREADS on a CPU, torch's choice on CUDA)")
     p.add_argument("--live", action="store_true", help="redraw the figure during the run, as the widget does")
-    p.add_argument("--omp", choices=["passive", "default"], default="passive",
-                   help="OpenMP wait policy: the notebooks' PASSIVE (default) or OpenMP's own default (spinning)")
+    p.add_argument("--omp", choices=["default", "passive"], default="default",
+                   help="OpenMP wait policy with several threads: its default (spin) or PASSIVE (sleep)")
     p.add_argument("--busy", action="store_true", help="one other process spins on a core during the runs")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     busy = None
     if args.busy:
         busy = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
         busy.start()
 
     pg = Playground(live=args.live)
+    if args.threads or not pg.preset_name.startswith("gpu"):
+        torch.set_num_threads(args.threads or CPU_THREADS)
     seconds, summaries = [], []
     for _ in range(args.repeats):
         t0 = time.perf_counter()

@@ -4,7 +4,7 @@ commit). tests/test_readme_numbers.py checks that every timing and memory figure
 file holds, so a README number is either re-measured here or stays visibly old (its date is in the file).
 
     python benchmarks/readme_measurements.py --list           # the measurements and what each runs
-    python benchmarks/readme_measurements.py --only compare playground omp browser
+    python benchmarks/readme_measurements.py --only compare playground threads browser
     python benchmarks/readme_measurements.py                  # all but ci_serial (about 20 minutes)
 
 Timings are only as good as the machine is idle: run it with nothing else on the CPU. `ci` and `ci_serial`
@@ -72,15 +72,17 @@ def playground(tmp: Path) -> dict:
     return {"commands": [shlex.join(cmd[1:])], "values": {"median_s": round(r["median_s"]), "seconds": r["seconds"]}}
 
 
-def omp(tmp: Path) -> dict:
-    """The playground's default run with OpenMP's default wait policy (spinning) and with PASSIVE, on an idle
-    machine and with one busy process beside it: median of 3 runs each."""
+def threads(tmp: Path) -> dict:
+    """The playground's default run, figure redrawn live, on one torch thread (the notebooks' CPU_THREADS) and on
+    two with OpenMP's default wait policy (spinning) or PASSIVE (sleeping), on an idle machine and with one busy
+    process beside it: median of 3 runs each."""
     values, commands = {}, []
-    for busy in (True, False):
-        for policy in ("default", "passive"):
-            cmd = [PY, "benchmarks/playground.py", "--repeats", "3", "--omp", policy] + (["--busy"] if busy else [])
+    for busy in (False, True):
+        for name, flags in (("one", ["--threads", "1"]), ("two_spin", ["--threads", "2"]),
+                            ("two_passive", ["--threads", "2", "--omp", "passive"])):
+            cmd = [PY, "benchmarks/playground.py", "--live", "--repeats", "3", *flags] + (["--busy"] if busy else [])
             r = last_json(run(cmd)[1])
-            values[f"{policy}_{'busy' if busy else 'idle'}_s"] = round(r["median_s"])
+            values[f"{name}_{'busy' if busy else 'idle'}_s"] = round(r["median_s"])
             commands.append(shlex.join(cmd[1:]))
     return {"commands": commands, "values": values}
 
@@ -186,7 +188,7 @@ def prepare_memory(tmp: Path) -> dict:
 
 
 MEASUREMENTS: dict[str, Callable[[Path], dict]] = {
-    "compare": compare, "playground": playground, "omp": omp, "browser": browser,
+    "compare": compare, "playground": playground, "threads": threads, "browser": browser,
     "prepare_memory": prepare_memory, "ci": ci, "ci_serial": ci_serial,
 }
 DEFAULT = [name for name in MEASUREMENTS if name != "ci_serial"]  # ci_serial alone takes over 10 minutes
@@ -213,6 +215,7 @@ def main() -> None:
             print(f"{name:<15} {' '.join(fn.__doc__.split())}")
         return
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results = {k: v for k, v in results.items() if k in MEASUREMENTS}  # a measurement that no longer exists
     commit = run(["git", "rev-parse", "HEAD"])[1].strip()
     if run(["git", "status", "--porcelain", "--untracked-files=no"])[1].strip():
         commit += "-dirty"  # measured with uncommitted changes to tracked files

@@ -31,18 +31,12 @@ def code(text: str) -> nbformat.NotebookNode:
 
 def setup(*stdlib: str, experiments: bool = True, steps: bool = False, markdown: bool = True
           ) -> nbformat.NotebookNode:
-    """The first code cell: the OpenMP wait policy, imports, then the preset (gpu-small on CUDA, else cpu-tiny)
-    and the CPU scale."""
-    lines = ["%matplotlib inline"] + [f"import {m}" for m in sorted({"os", *stdlib})] + [""]
-    lines += textwrap.dedent('''
-        # Before torch loads OpenMP: waiting threads sleep instead of spinning. With one other busy process on a
-        # 2-core machine, spinning made training 2.5x slower than on the idle machine, sleeping 1.5x; on an idle
-        # machine sleeping costs a few percent. (torch uses one thread per physical core.)
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    ''').strip().splitlines()
+    """The first code cell: imports, then the preset (gpu-small on CUDA, else cpu-tiny), the CPU scale and, on
+    a CPU, one torch thread."""
+    lines = ["%matplotlib inline"] + [f"import {m}" for m in sorted(stdlib)] + ([""] if stdlib else [])
     lines += ["import torch"] + (["from IPython.display import Markdown, display"] if markdown else []) + [""]
     lines += ["from minigpt import experiments as E"] if experiments else []
-    scale = "notebook_scale, notebook_steps" if steps else "notebook_scale"
+    scale = "CPU_THREADS, notebook_scale, notebook_steps" if steps else "CPU_THREADS, notebook_scale"
     lines += ["from minigpt import plots", "from minigpt.config import default_preset_name",
               f"from minigpt.experiments.scale import {scale}", ""]
     lines += textwrap.dedent('''
@@ -51,6 +45,8 @@ def setup(*stdlib: str, experiments: bool = True, steps: bool = False, markdown:
         # On a CPU, cpu-tiny is narrowed (d=64, T=64, batch 8) so that the notebook runs in about a minute on two
         # cores. On a GPU the preset runs as is; runs are short, so torch.compile would cost more than it saves.
         SCALE = notebook_scale(PRESET)  # minigpt/experiments/scale.py: also the README figures' scale
+        if not ON_GPU:
+            torch.set_num_threads(CPU_THREADS)  # tiny models train fastest, or close, on one thread (scale.py)
         print(f"preset {PRESET}, overrides {SCALE}, {torch.get_num_threads()} CPU thread(s)")
     ''').strip().splitlines()
     return new_code_cell("\n".join(lines))

@@ -207,7 +207,7 @@ SECTION_SOURCES = {
     "Multi-GPU": ["ddp"],
     "Web-text corpus (GPU)": ["corpus", "prepare_memory"],
     "Checked against": ["peers"],
-    "Test": ["ci", "ci_serial", "browser", "omp", "fuzz"],
+    "Test": ["ci", "ci_serial", "browser", "threads", "fuzz"],
     "Data": ["data"],
 }
 NO_NUMBERS = ["The variants", "Layout", "Adding a variant"]  # sections with no measured number

@@ -23,6 +23,13 @@ STEPS: dict[str, tuple[int, int]] = {
 }
 
 
+# torch threads for the notebooks' runs on a CPU preset. Their models are tiny, so a second thread gains little
+# while it waits on the first, and a waiting OpenMP thread either spins (and starves when another process holds
+# a core: CI runs two notebooks at once) or sleeps and wakes for every small op. One thread was the fastest or
+# close to it, idle and beside a busy process: `python benchmarks/readme_measurements.py --only threads`.
+CPU_THREADS = 1
+
+
 def notebook_scale(preset: str) -> dict[str, Any]:
     """The overrides every notebook experiment adds to `preset`."""
     return dict(GPU_SCALE if preset.startswith("gpu") else CPU_SCALE)
