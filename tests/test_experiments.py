@@ -17,6 +17,7 @@ from minigpt.config import VARIANT_NAMES, ConfigError, get_preset
 from minigpt.experiments._common import _val_ce
 from minigpt.experiments.hypersphere import _angle
 from minigpt.experiments.lr_stability import _rise_index
+from minigpt.experiments.scale import CPU_THREADS
 
 PRESET = "cpu-tiny"
 TINY = dict(n_layer=2, n_embd=32, n_head=2, block_size=32, batch_size=4, eval_batches=2, progress=False)
@@ -326,8 +327,20 @@ def test_norm_time_share_without_norms_is_zero():
 # ---------------------------------------------------------------------------------------- figures, blocks
 
 
-def test_make_figures_quick(tmp_path):
-    paths = E.make_figures(tmp_path, PRESET, progress=False, quick=True)
+def test_make_figures_quick(tmp_path, monkeypatch):
+    """The figures train on the notebooks' CPU_THREADS (reproducible numbers.md) and give the thread count back."""
+    from minigpt.experiments import figures
+
+    seen = []
+    real = figures._make_figures
+    monkeypatch.setattr(figures, "_make_figures", lambda *a: seen.append(torch.get_num_threads()) or real(*a))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        paths = E.make_figures(tmp_path, PRESET, progress=False, quick=True)
+        assert seen == [CPU_THREADS] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     assert set(paths) == {"grad_norms", "race", "lr_stability", "hypersphere", "numbers"}
     for key, p in paths.items():
         if key != "numbers":

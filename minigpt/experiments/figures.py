@@ -17,7 +17,7 @@ from .depth import grad_norms_vs_depth
 from .hypersphere import hypersphere
 from .lr_stability import lr_stability
 from .race import race
-from .scale import notebook_scale, notebook_steps
+from .scale import CPU_THREADS, notebook_scale, notebook_steps
 
 # Seeds of the README's race: its speedup is quoted with the spread across seeds, since at this scale one
 # seed's speedup is partly luck (the notebooks race one seed, to stay fast).
@@ -44,8 +44,24 @@ def make_figures(out_dir: str | Path = "docs/figures", preset: str | None = None
     grad_norms.png (gradient vs depth, all variants, at init and after training), race.png (val loss vs
     step and wall-clock, mean and band over RACE_SEEDS seeds, nGPT's speedup and its seed spread),
     lr_stability.png (loss vs LR, LR at divergence) and hypersphere.png (nGPT hidden states moving on the
-    sphere), plus numbers.md with the tables the README's captions quote. Returns {name: path}."""
+    sphere), plus numbers.md with the tables the README's captions quote. Returns {name: path}.
+
+    On a CPU preset it trains on CPU_THREADS torch threads, as the notebooks do: the top of the LR ramp is
+    chaotic, and a different thread count sums in another order (with two threads NormFormer's run diverged
+    below LR 1, where on one it does not), so the same thread count is what makes numbers.md reproducible."""
+    import torch
+
     name = _preset_name(preset)
+    threads = torch.get_num_threads()
+    if not name.startswith("gpu"):
+        torch.set_num_threads(CPU_THREADS)
+    try:
+        return _make_figures(out_dir, name, progress, quick)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make_figures(out_dir: str | Path, name: str, progress: bool, quick: bool) -> dict[str, Path]:
     budget = _budgets(name, quick)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
