@@ -119,10 +119,6 @@ def flatten(obj, out: list[float] | None = None) -> list[float]:
 # ------------------------------------------------------------------------------------------ the sources
 
 
-def _numbers_of(path: Path) -> list[float]:
-    return [v for _, v in numbers_in_plain(path.read_text())]
-
-
 def numbers_in_plain(text: str) -> list[tuple[str, float]]:
     return [(n, float(n.replace(",", ""))) for n, _ in NUMBER.findall(text)]
 
@@ -165,6 +161,11 @@ def computed() -> dict[str, dict[str, float]]:
         web_model = build_model(web.configs("pre_ln")[0])
         gpt2_model = build_model(gpt2.model)
     web_tokens = web.train.batch_size * web.train.grad_accum * web.model.block_size
+    # benchmarks/gpu_results.md's H100 rows of gpt2-124m at gpu-web's micro-batch: "| ngpt, `batch_size=32 ...` |"
+    micro = f"batch_size={web.train.batch_size} grad_accum={web.train.grad_accum}"
+    same_batch_ms = {row.split("|")[1].split(",")[0].strip(): float(row.split("|")[2])
+                     for row in (ROOT / "benchmarks" / "gpu_results.md").read_text().splitlines()
+                     if row.startswith("|") and micro in row}
     corpus = (ROOT / "data" / "shakespeare.txt").read_text()
     results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
     from hypothesis import settings
@@ -188,9 +189,8 @@ def computed() -> dict[str, dict[str, float]]:
             "gpu-web context": web.model.block_size, "gpu-web batch": web.train.batch_size,
             "gpu-web grad_accum": web.train.grad_accum, "gpu-web tokens/step": web_tokens,
             "gpu-web steps": web.train.steps, "gpu-web tokens": web.train.steps * web_tokens,
-            **{f"gpu_results.md {i}": v for i, v in enumerate(_numbers_of(ROOT / "benchmarks" / "gpu_results.md"))},
-            **{f"gpu-web minutes at {ms} ms/step": web.train.steps * ms / 60e3
-               for ms in _numbers_of(ROOT / "benchmarks" / "gpu_results.md")},
+            **{f"gpt2-124m {v} ms/step at gpu-web's micro-batch": ms for v, ms in same_batch_ms.items()},
+            **{f"gpu-web minutes at {v}'s ms/step": web.train.steps * ms / 60e3 for v, ms in same_batch_ms.items()},
         },
         "peers": {"tolerance": test_peers.TOL, "zero tolerance": test_peers.ZERO_TOL,
                   "factor": test_peers.README_FACTOR, "layers": TINY["n_layer"], "d_model": TINY["n_embd"],
