@@ -30,7 +30,7 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
-from minigpt.experiments.scale import CPU_THREADS  # noqa: E402
+from minigpt.experiments.scale import use_notebook_threads  # noqa: E402
 from minigpt.widgets import Playground  # noqa: E402
 
 
@@ -55,8 +55,9 @@ def main() -> None:
         busy.start()
 
     pg = Playground(live=args.live)
-    if args.threads or not pg.preset_name.startswith("gpu"):
-        torch.set_num_threads(args.threads or CPU_THREADS)
+    use_notebook_threads(pg.preset_name)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     seconds, summaries = [], []
     for _ in range(args.repeats):
         t0 = time.perf_counter()

@@ -36,17 +36,16 @@ def setup(*stdlib: str, experiments: bool = True, steps: bool = False, markdown:
     lines = ["%matplotlib inline"] + [f"import {m}" for m in sorted(stdlib)] + ([""] if stdlib else [])
     lines += ["import torch"] + (["from IPython.display import Markdown, display"] if markdown else []) + [""]
     lines += ["from minigpt import experiments as E"] if experiments else []
-    scale = "CPU_THREADS, notebook_scale, notebook_steps" if steps else "CPU_THREADS, notebook_scale"
+    scale = "notebook_scale, notebook_steps" if steps else "notebook_scale"
     lines += ["from minigpt import plots", "from minigpt.config import default_preset_name",
-              f"from minigpt.experiments.scale import {scale}", ""]
+              f"from minigpt.experiments.scale import {scale}, use_notebook_threads", ""]
     lines += textwrap.dedent('''
         PRESET = default_preset_name()  # gpu-small when CUDA is available, else cpu-tiny
         ON_GPU = PRESET.startswith("gpu")
         # On a CPU, cpu-tiny is narrowed (d=64, T=64, batch 8) so that the notebook runs in about a minute on two
         # cores. On a GPU the preset runs as is; runs are short, so torch.compile would cost more than it saves.
         SCALE = notebook_scale(PRESET)  # minigpt/experiments/scale.py: also the README figures' scale
-        if not ON_GPU:
-            torch.set_num_threads(CPU_THREADS)  # tiny models train fastest, or close, on one thread (scale.py)
+        use_notebook_threads(PRESET)  # on a CPU one thread: tiny models train fastest, or close, on one (scale.py)
         print(f"preset {PRESET}, overrides {SCALE}, {torch.get_num_threads()} CPU thread(s)")
     ''').strip().splitlines()
     return new_code_cell("\n".join(lines))

@@ -17,7 +17,7 @@ from .depth import grad_norms_vs_depth
 from .hypersphere import hypersphere
 from .lr_stability import lr_stability
 from .race import race
-from .scale import CPU_THREADS, notebook_scale, notebook_steps
+from .scale import notebook_scale, notebook_steps, use_notebook_threads
 
 # Seeds of the README's race: its speedup is quoted with the spread across seeds, since at this scale one
 # seed's speedup is partly luck (the notebooks race one seed, to stay fast).
@@ -52,9 +52,7 @@ def make_figures(out_dir: str | Path = "docs/figures", preset: str | None = None
     import torch
 
     name = _preset_name(preset)
-    threads = torch.get_num_threads()
-    if not name.startswith("gpu"):
-        torch.set_num_threads(CPU_THREADS)
+    threads = use_notebook_threads(name)
     try:
         return _make_figures(out_dir, name, progress, quick)
     finally:

@@ -30,6 +30,18 @@ STEPS: dict[str, tuple[int, int]] = {
 CPU_THREADS = 1
 
 
+def use_notebook_threads(preset: str) -> int:
+    """Set torch's thread count for runs at `preset` as the notebooks, the playground and the README figures
+    train: CPU_THREADS on a CPU preset, torch's own choice left alone on a GPU one. Returns the count before,
+    for a caller that puts it back."""
+    import torch
+
+    before = torch.get_num_threads()
+    if not preset.startswith("gpu"):
+        torch.set_num_threads(CPU_THREADS)
+    return before
+
+
 def notebook_scale(preset: str) -> dict[str, Any]:
     """The overrides every notebook experiment adds to `preset`."""
     return dict(GPU_SCALE if preset.startswith("gpu") else CPU_SCALE)
